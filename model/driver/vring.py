@@ -67,7 +67,7 @@ class DriverVirtqueue:
 
     # -- adding buffers --------------------------------------------------------------------
 
-    def _write_desc(self, table: int, i: int, addr: int, length: int, flags: int, nxt: int) -> None:
+    def write_desc(self, table: int, i: int, addr: int, length: int, flags: int, nxt: int) -> None:
         self.memory.write(table + DESC_SIZE * i,
                           VirtqDesc.build(dict(addr=addr, len=length, flags=flags, next=nxt)))
 
@@ -95,16 +95,16 @@ class DriverVirtqueue:
             for i, (a, n, flags) in enumerate(sgs):
                 last = i == total - 1
                 # every entry's next is i + 1, the tail's included (alloc_indirect_split)
-                self._write_desc(table, i, a, n, flags & ~DescFlags.NEXT if last else flags, i + 1)
+                self.write_desc(table, i, a, n, flags & ~DescFlags.NEXT if last else flags, i + 1)
             grants.append(fw.grant(table, DESC_SIZE * total, Perm.READ, owner))
-            self._write_desc(self.desc_addr, head, table, DESC_SIZE * total, DescFlags.INDIRECT,
+            self.write_desc(self.desc_addr, head, table, DESC_SIZE * total, DescFlags.INDIRECT,
                              self.free_next[head])
             self.free_head = self.free_next[head]
         else:
             i = head
             for k, (a, n, flags) in enumerate(sgs):
                 last = k == total - 1
-                self._write_desc(self.desc_addr, i, a, n, flags & ~DescFlags.NEXT if last else flags,
+                self.write_desc(self.desc_addr, i, a, n, flags & ~DescFlags.NEXT if last else flags,
                                  self.free_next[i])
                 i = self.free_next[i]
             self.free_head = i
