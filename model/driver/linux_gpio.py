@@ -279,14 +279,16 @@ class LinuxVirtioGpioDriver:
         if vq.kick_prepare():
             self.t.write(Reg.QUEUE_NOTIFY, vq.index)
 
-    def submit(self, msg_type: int, gpio: int, value: int = 0, *, res: int | None = None,
-               rxlen: int = GPIO_REPLY_SIZE, kick: bool = True) -> Pending:
-        """Queue one request on line ``gpio``'s buffers without waiting for it."""
+    def submit(self, msg_type: int, gpio: int, value: int = 0, *, req: int | None = None,
+               res: int | None = None, rxlen: int = GPIO_REPLY_SIZE, kick: bool = True) -> Pending:
+        """Queue one request without waiting for it. Linux uses line ``gpio``'s own buffers, one
+        request per line at a time; tests that queue several on one line pass buffers of their own."""
         line = self.lines[gpio] if gpio < len(self.lines) else self._scratch_line(gpio)
-        self.mem.write(line.req, GpioRequest.build(dict(type=msg_type, gpio=gpio, value=value)))
+        req = line.req if req is None else req
         res = line.res if res is None else res
+        self.mem.write(req, GpioRequest.build(dict(type=msg_type, gpio=gpio, value=value)))
         pending = Pending(gpio, res, rxlen)
-        self.vqs[QueueIndex.REQUESTQ].add([(line.req, GpioRequest.sizeof())], [(res, rxlen)], pending)
+        self.vqs[QueueIndex.REQUESTQ].add([(req, GpioRequest.sizeof())], [(res, rxlen)], pending)
         if kick:
             self._kick(self.vqs[QueueIndex.REQUESTQ])
         return pending
