@@ -77,6 +77,7 @@ class Pending:
     line: int
     res: int
     rxlen: int
+    head: int = -1  # the chain's head descriptor, for tests that look at the used ring
     done: bool = False
     used_len: int = 0
 
@@ -288,7 +289,7 @@ class LinuxVirtioGpioDriver:
         res = line.res if res is None else res
         self.mem.write(req, GpioRequest.build(dict(type=msg_type, gpio=gpio, value=value)))
         pending = Pending(gpio, res, rxlen)
-        self.vqs[QueueIndex.REQUESTQ].add([(req, GpioRequest.sizeof())], [(res, rxlen)], pending)
+        pending.head = self.vqs[QueueIndex.REQUESTQ].add([(req, GpioRequest.sizeof())], [(res, rxlen)], pending)
         if kick:
             self._kick(self.vqs[QueueIndex.REQUESTQ])
         return pending
