@@ -227,17 +227,17 @@ class LinuxVirtioGpioDriver:
             for vq in self.vqs:
                 if vq.more_used():
                     handled = True
-                    self._request_done() if vq.index == QueueIndex.REQUESTQ else self._event_done()
+                    self.reap_requestq() if vq.index == QueueIndex.REQUESTQ else self.reap_eventq()
         if not handled:
             self.log.spurious_interrupts += 1
 
-    def _request_done(self) -> None:
+    def reap_requestq(self) -> None:
         vq = self.vqs[QueueIndex.REQUESTQ]
         while (got := vq.get_buf()) is not None:
             pending, length = got
             pending.done, pending.used_len = True, length
 
-    def _event_done(self) -> None:
+    def reap_eventq(self) -> None:
         vq = self.vqs[QueueIndex.EVENTQ]
         while (got := vq.get_buf()) is not None:
             gpio, length = got
