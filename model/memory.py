@@ -61,8 +61,12 @@ class Grant:
     perm: Perm
     owner: str
 
-    def covers(self, addr: int, size: int, perm: Perm) -> bool:
-        return self.perm & perm == perm and self.addr <= addr and addr + size <= self.addr + self.size
+    def covers(self, addr: int, size: int, perm: int) -> bool:
+        return self.addr <= addr and addr + size <= self.addr + self.size and self._bits & perm == perm
+
+    @property
+    def _bits(self) -> int:
+        return self.perm.value
 
 
 @dataclass(frozen=True)
@@ -117,8 +121,9 @@ class DmaFirewall:
 
     def check(self, access: DmaAccess) -> bool:
         perm = Perm.READ if access.kind is AccessKind.READ else Perm.WRITE
+        bits = perm.value
         for gid in self._buckets.get(access.addr // self._BUCKET, ()):
-            if self._grants[gid].covers(access.addr, access.size, perm):
+            if self._grants[gid].covers(access.addr, access.size, bits):
                 return True
         self.violations.append(Violation(access, f"not inside any range granted for {perm.name}"))
         return False
@@ -170,7 +175,10 @@ class GuestMemory:
     def is_mapped(self, addr: int, size: int) -> bool:
         if size <= 0 or addr < 0 or addr + size > self.limit:
             return False
-        return all(p in self._pages for p in range(addr // self.PAGE, (addr + size - 1) // self.PAGE + 1))
+        first, last = addr // self.PAGE, (addr + size - 1) // self.PAGE
+        if first == last:
+            return first in self._pages
+        return all(p in self._pages for p in range(first, last + 1))
 
     def _check_range(self, addr: int, size: int) -> None:
         if addr < 0 or size < 0 or addr + size > self.limit:
@@ -179,6 +187,9 @@ class GuestMemory:
     # -- raw byte access -------------------------------------------------------------------
 
     def _read(self, addr: int, size: int) -> bytes:
+        page, off = divmod(addr, self.PAGE)
+        if off + size <= self.PAGE:
+            return bytes(self._pages[page][off:off + size])
         out = bytearray()
         while size:
             page, off = divmod(addr, self.PAGE)

@@ -16,7 +16,8 @@ from ..constants import (
     IrqStatus, IrqType, MsgType, QueueIndex, ReplyStatus,
 )
 from ..layouts import (
-    GPIO_REPLY_SIZE, IRQ_REPLY_SIZE, GpioConfig, GpioRequest, IrqRequest, Reg,
+    GPIO_REPLY_SIZE, GPIO_REQUEST_SIZE, IRQ_REPLY_SIZE, IRQ_REQUEST_SIZE, GpioConfig, GpioRequest,
+    IrqRequest, Reg,
 )
 from ..transport import Transport
 from .vring import BrokenRing, DriverVirtqueue
@@ -159,10 +160,10 @@ class LinuxVirtioGpioDriver:
         self._read_config()
         self._setup_queues()
         self._add_status(DeviceStatus.DRIVER_OK)  # virtio_device_ready() inside the GPIO probe
-        self.lines = [LineBuffers(self.mem.alloc(GpioRequest.sizeof(), 64),
+        self.lines = [LineBuffers(self.mem.alloc(GPIO_REQUEST_SIZE, 64),
                                   self.mem.alloc(GPIO_REPLY_SIZE, 64)) for _ in range(self.ngpio)]
         if self.has(Feature.GPIO_F_IRQ):
-            self.irq_lines = [IrqLine(self.mem.alloc(IrqRequest.sizeof(), 64),
+            self.irq_lines = [IrqLine(self.mem.alloc(IRQ_REQUEST_SIZE, 64),
                                       self.mem.alloc(IRQ_REPLY_SIZE, 64)) for _ in range(self.ngpio)]
         self.names = self._get_names()
         # gpiochip_add_data() asks every line for its direction; errors are only warnings.
@@ -289,14 +290,14 @@ class LinuxVirtioGpioDriver:
         res = line.res if res is None else res
         self.mem.write(req, GpioRequest.build(dict(type=msg_type, gpio=gpio, value=value)))
         pending = Pending(gpio, res, rxlen)
-        pending.head = self.vqs[QueueIndex.REQUESTQ].add([(req, GpioRequest.sizeof())], [(res, rxlen)], pending)
+        pending.head = self.vqs[QueueIndex.REQUESTQ].add([(req, GPIO_REQUEST_SIZE)], [(res, rxlen)], pending)
         if kick:
             self._kick(self.vqs[QueueIndex.REQUESTQ])
         return pending
 
     def _scratch_line(self, gpio: int) -> LineBuffers:
         # Linux never sends gpio >= ngpio; tests that do get fresh buffers for it.
-        return LineBuffers(self.mem.alloc(GpioRequest.sizeof(), 64), self.mem.alloc(GPIO_REPLY_SIZE, 64))
+        return LineBuffers(self.mem.alloc(GPIO_REQUEST_SIZE, 64), self.mem.alloc(GPIO_REPLY_SIZE, 64))
 
     def kick(self) -> None:
         self._kick(self.vqs[QueueIndex.REQUESTQ])
@@ -377,7 +378,7 @@ class LinuxVirtioGpioDriver:
             return
         self.mem.write(irq_line.ireq, IrqRequest.build(dict(gpio=gpio)))
         vq = self.vqs[QueueIndex.EVENTQ]
-        vq.add([(irq_line.ireq, IrqRequest.sizeof())], [(irq_line.ires, IRQ_REPLY_SIZE)], gpio)
+        vq.add([(irq_line.ireq, IRQ_REQUEST_SIZE)], [(irq_line.ires, IRQ_REPLY_SIZE)], gpio)
         irq_line.queued = True
         self._kick(vq)
 

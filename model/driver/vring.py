@@ -11,10 +11,13 @@ to it in the DMA firewall and revoked when they come back.
 from dataclasses import dataclass, field
 
 from ..constants import DescFlags, UsedFlags
-from ..layouts import DESC_SIZE, RING_IDX_OFFSET, RingGeometry, VirtqDesc, VirtqUsedElem, need_event
+from ..layouts import (
+    DESC_SIZE, RING_IDX_OFFSET, USED_ELEM_SIZE, RingGeometry, VirtqDesc, VirtqUsedElem, need_event,
+)
 from ..memory import Grant, GuestMemory, Perm
 
 LINUX_PAGE_SIZE = 4096
+_NEXT, _WRITE, _INDIRECT = int(DescFlags.NEXT), int(DescFlags.WRITE), int(DescFlags.INDIRECT)
 
 
 class BrokenRing(Exception):
@@ -79,8 +82,7 @@ class DriverVirtqueue:
         assert total > 0
         fw = self.memory.firewall
         owner = f"vq{self.index}"
-        sgs = [(a, n, DescFlags.NEXT) for a, n in out_bufs] + \
-              [(a, n, DescFlags.NEXT | DescFlags.WRITE) for a, n in in_bufs]
+        sgs = [(a, n, _NEXT) for a, n in out_bufs] + [(a, n, _NEXT | _WRITE) for a, n in in_bufs]
         grants = [fw.grant(a, n, Perm.READ, owner) for a, n in out_bufs if n] + \
                  [fw.grant(a, n, Perm.WRITE, owner) for a, n in in_bufs if n]
         use_indirect = self.indirect and total > 1 and self.num_free > 0
@@ -95,16 +97,16 @@ class DriverVirtqueue:
             for i, (a, n, flags) in enumerate(sgs):
                 last = i == total - 1
                 # every entry's next is i + 1, the tail's included (alloc_indirect_split)
-                self.write_desc(table, i, a, n, flags & ~DescFlags.NEXT if last else flags, i + 1)
+                self.write_desc(table, i, a, n, flags & ~_NEXT if last else flags, i + 1)
             grants.append(fw.grant(table, DESC_SIZE * total, Perm.READ, owner))
-            self.write_desc(self.desc_addr, head, table, DESC_SIZE * total, DescFlags.INDIRECT,
+            self.write_desc(self.desc_addr, head, table, DESC_SIZE * total, _INDIRECT,
                              self.free_next[head])
             self.free_head = self.free_next[head]
         else:
             i = head
             for k, (a, n, flags) in enumerate(sgs):
                 last = k == total - 1
-                self.write_desc(self.desc_addr, i, a, n, flags & ~DescFlags.NEXT if last else flags,
+                self.write_desc(self.desc_addr, i, a, n, flags & ~_NEXT if last else flags,
                                  self.free_next[i])
                 i = self.free_next[i]
             self.free_head = i
@@ -142,7 +144,7 @@ class DriverVirtqueue:
             return None
         slot = self.last_used_idx % self.num
         elem = VirtqUsedElem.parse(self.memory.read(self.used_addr + self.geometry.used_elem(slot),
-                                                    VirtqUsedElem.sizeof()))
+                                                    USED_ELEM_SIZE))
         if elem.id >= self.num:
             self.broken = True
             raise BrokenRing(f"vq{self.index}: id {elem.id} out of range")
