@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 
 from .config import DeviceConfig
 from .constants import Direction, IrqType, MsgType, ReplyStatus
-from .layouts import GPIO_REPLY_SIZE, GPIO_REQUEST_SIZE, GpioReply, GpioRequest
+from .layouts import GPIO_REPLY_SIZE, GPIO_REQUEST_PACKER, GPIO_REQUEST_SIZE, GpioReply
 from .virtqueue import DescriptorChain
 
 VALID_IRQ_TYPES = frozenset(t.value for t in IrqType)
@@ -73,7 +73,7 @@ class GpioBank:
     def reply_size(self, request: bytes) -> int:
         """The full reply length for ``request``: 1 + gpio_names_size for a well-formed
         GET_LINE_NAMES, otherwise a status and a value byte."""
-        if len(request) >= GPIO_REQUEST_SIZE and GpioRequest.parse(request).type == MsgType.GET_LINE_NAMES:
+        if len(request) >= GPIO_REQUEST_SIZE and GPIO_REQUEST_PACKER.unpack(request)[0] == MsgType.GET_LINE_NAMES:
             return 1 + self.config.gpio_names_size
         return GPIO_REPLY_SIZE
 
@@ -83,15 +83,15 @@ class GpioBank:
         size = self.reply_size(request)
         if len(request) < GPIO_REQUEST_SIZE or reply_space < size:
             return Outcome(err_reply(min(size, reply_space)))
-        req = GpioRequest.parse(request)
+        msg_type, gpio, value = GPIO_REQUEST_PACKER.unpack(request)
         outcome = Outcome(b"")
-        if req.type == MsgType.GET_LINE_NAMES:
+        if msg_type == MsgType.GET_LINE_NAMES:
             if self.config.gpio_names_size == 0:
                 outcome.reply = err_reply(size)
             else:
                 outcome.reply = bytes([ReplyStatus.OK]) + self.config.names_block
             return outcome
-        value = self._execute_line_request(req.type, req.gpio, req.value, irq_negotiated, outcome)
+        value = self._execute_line_request(msg_type, gpio, value, irq_negotiated, outcome)
         outcome.reply = (GpioReply.build(dict(status=ReplyStatus.OK, value=value))
                          if value is not None else err_reply(size))
         return outcome

@@ -6,6 +6,7 @@ Fixed-size structures are compiled once (``construct``'s ``.compile()``), which 
 fast enough for runs of more than 65536 requests.
 """
 
+import struct
 from dataclasses import dataclass
 from enum import Enum
 
@@ -14,6 +15,15 @@ from construct import (
 )
 
 from .constants import CONFIG_SPACE_OFFSET
+
+_STRUCT_CODES = {Int8ul: "B", Int16ul: "H", Int32ul: "I", Int64ul: "Q"}
+
+
+def packer(layout: Struct) -> struct.Struct:
+    """The same layout as a ``struct.Struct``, derived from the construct definition, for the model's
+    hot paths (a descriptor walk, a used element): several times faster than construct."""
+    return struct.Struct("<" + "".join(_STRUCT_CODES[field.subcon] for field in layout.subcons))
+
 
 # ---------------------------------------------------------------------------------------------
 # virtio-mmio v2 register map
@@ -117,17 +127,21 @@ CONFIG_SPACE_SIZE = GpioConfig.sizeof()
 # ---------------------------------------------------------------------------------------------
 # Split virtqueue
 
-VirtqDesc = Struct(
+_VirtqDesc = Struct(
     "addr" / Int64ul,
     "len" / Int32ul,
     "flags" / Int16ul,
     "next" / Int16ul,
-).compile()
+)
+VirtqDesc = _VirtqDesc.compile()
+DESC_PACKER = packer(_VirtqDesc)  # (addr, len, flags, next)
 DESC_SIZE = VirtqDesc.sizeof()
 
 VirtqAvailHeader = Struct("flags" / Int16ul, "idx" / Int16ul).compile()
 VirtqUsedHeader = Struct("flags" / Int16ul, "idx" / Int16ul).compile()
-VirtqUsedElem = Struct("id" / Int32ul, "len" / Int32ul).compile()
+_VirtqUsedElem = Struct("id" / Int32ul, "len" / Int32ul)
+VirtqUsedElem = _VirtqUsedElem.compile()
+USED_ELEM_PACKER = packer(_VirtqUsedElem)  # (id, len)
 RingIndex = Int16ul  # avail ring entries, idx fields, used_event and avail_event
 
 RING_HEADER_SIZE = VirtqAvailHeader.sizeof()
@@ -197,7 +211,9 @@ def need_event(event_idx: int, new_idx: int, old_idx: int) -> bool:
 # ---------------------------------------------------------------------------------------------
 # GPIO messages
 
-GpioRequest = Struct("type" / Int16ul, "gpio" / Int16ul, "value" / Int32ul).compile()
+_GpioRequest = Struct("type" / Int16ul, "gpio" / Int16ul, "value" / Int32ul)
+GpioRequest = _GpioRequest.compile()
+GPIO_REQUEST_PACKER = packer(_GpioRequest)  # (type, gpio, value)
 GpioReply = Struct("status" / Int8ul, "value" / Int8ul).compile()
 IrqRequest = Struct("gpio" / Int16ul).compile()
 IrqReply = Struct("status" / Int8ul).compile()

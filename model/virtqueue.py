@@ -11,8 +11,8 @@ from dataclasses import dataclass, field
 from .config import DeviceConfig, is_power_of_two
 from .constants import AvailFlags, DescFlags
 from .layouts import (
-    AVAIL_RING_ALIGN, DESC_SIZE, DESC_TABLE_ALIGN, RING_IDX_OFFSET, USED_RING_ALIGN, RingGeometry,
-    VirtqDesc, VirtqUsedElem, need_event,
+    AVAIL_RING_ALIGN, DESC_PACKER, DESC_SIZE, DESC_TABLE_ALIGN, RING_IDX_OFFSET, USED_ELEM_PACKER,
+    USED_RING_ALIGN, RingGeometry, need_event,
 )
 from .memory import GuestMemory
 
@@ -166,33 +166,34 @@ class DeviceVirtqueue:
             if visited > table_len:
                 where = "indirect table" if in_indirect else "QueueNum"
                 raise RingError(f"{q}: longer than the {where} ({table_len} descriptors): a loop?")
-            d = VirtqDesc.parse(self.memory.dma_read(table_addr + DESC_SIZE * index, DESC_SIZE))
-            if d.flags & _INDIRECT:
+            addr, length, flags, nxt = DESC_PACKER.unpack(
+                self.memory.dma_read(table_addr + DESC_SIZE * index, DESC_SIZE))
+            if flags & _INDIRECT:
                 if not indirect_allowed:
                     raise RingError(f"{q}: INDIRECT descriptor but RING_INDIRECT_DESC not negotiated")
                 if in_indirect:
                     raise RingError(f"{q}: nested indirect descriptor")
-                if d.flags & _NEXT:
+                if flags & _NEXT:
                     raise RingError(f"{q}: descriptor has both INDIRECT and NEXT")
-                if d.len == 0 or d.len % DESC_SIZE:
-                    raise RingError(f"{q}: indirect table length {d.len} is 0 or not a multiple "
+                if length == 0 or length % DESC_SIZE:
+                    raise RingError(f"{q}: indirect table length {length} is 0 or not a multiple "
                                     f"of {DESC_SIZE}")
-                if d.addr + d.len > limit:
-                    raise RingError(f"{q}: indirect table at {d.addr:#x} is beyond the DMA space")
-                table_addr, table_len = d.addr, d.len // DESC_SIZE
+                if addr + length > limit:
+                    raise RingError(f"{q}: indirect table at {addr:#x} is beyond the DMA space")
+                table_addr, table_len = addr, length // DESC_SIZE
                 in_indirect, index, visited = True, 0, 0
                 continue
-            if d.addr + d.len > limit:
-                raise RingError(f"{q}: buffer at {d.addr:#x} (+{d.len}) is beyond the DMA space")
-            if d.flags & _WRITE:
-                chain.writable.append(Segment(d.addr, d.len))
+            if addr + length > limit:
+                raise RingError(f"{q}: buffer at {addr:#x} (+{length}) is beyond the DMA space")
+            if flags & _WRITE:
+                chain.writable.append(Segment(addr, length))
             elif chain.writable:
                 raise RingError(f"{q}: device-readable descriptor after a device-writable one")
             else:
-                chain.readable.append(Segment(d.addr, d.len))
-            if not d.flags & _NEXT:
+                chain.readable.append(Segment(addr, length))
+            if not flags & _NEXT:
                 return chain
-            index = d.next
+            index = nxt
             if index >= table_len:
                 where = "indirect table size" if in_indirect else "QueueNum"
                 raise RingError(f"{q}: next index {index} >= {where} {table_len}")
@@ -214,8 +215,7 @@ class DeviceVirtqueue:
         """Publish one used element and used.idx; return whether the driver wants an interrupt."""
         geo = self.geometry
         slot = self.used_idx % self.num
-        self.memory.dma_write(self.device_addr + geo.used_elem(slot),
-                              VirtqUsedElem.build(dict(id=head, len=length)))
+        self.memory.dma_write(self.device_addr + geo.used_elem(slot), USED_ELEM_PACKER.pack(head, length))
         old = self.used_idx
         self.used_idx = (self.used_idx + 1) & 0xFFFF
         self.memory.dma_write(self.device_addr + RING_IDX_OFFSET, self.used_idx.to_bytes(2, "little"))

@@ -7,6 +7,7 @@ import shutil
 import subprocess
 
 import pytest
+from hypothesis import given, strategies as st
 
 from virtio_gpio.model import layouts as L
 from virtio_gpio.model.config import ConfigError, DeviceConfig
@@ -31,6 +32,14 @@ def test_register_window_struct_agrees_with_the_offsets():
     built = L.MmioControlRegisters.build({r.name.lower(): r.offset for r in L.REGISTERS})
     for reg in L.REGISTERS:
         assert int.from_bytes(built[reg.offset:reg.offset + 4], "little") == reg.offset
+
+
+@given(st.integers(0, 2**64 - 1), st.integers(0, 2**32 - 1), st.integers(0, 0xFFFF), st.integers(0, 0xFFFF))
+def test_fast_packers_agree_with_the_construct_layouts(a, b, c, d):
+    assert L.DESC_PACKER.pack(a, b, c, d) == L.VirtqDesc.build(dict(addr=a, len=b, flags=c, next=d))
+    assert L.USED_ELEM_PACKER.pack(b, b ^ 1) == L.VirtqUsedElem.build(dict(id=b, len=b ^ 1))
+    assert L.GPIO_REQUEST_PACKER.pack(c, d, b) == L.GpioRequest.build(dict(type=c, gpio=d, value=b))
+    assert L.DESC_PACKER.size == L.DESC_SIZE and L.GPIO_REQUEST_PACKER.size == L.GPIO_REQUEST_SIZE
 
 
 @pytest.mark.parametrize("new,event,old,expected", [

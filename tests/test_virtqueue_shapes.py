@@ -534,8 +534,8 @@ def run_wrap(features: int, queue_size: int) -> dict:
 @pytest.fixture(scope="module")
 def wrap_runs():
     """Both wrap variants run at once, in two worker processes. Each needs some 65600 requests at
-    roughly 200-300 us apiece in the model (15-20 s); one after the other they would take most of
-    this file's 30 s budget."""
+    roughly 150 us apiece in the model (about 10 s per variant); side by side they cost the suite
+    half the wall time on a 2-core machine."""
     with ProcessPoolExecutor(max_workers=2, mp_context=multiprocessing.get_context("fork")) as pool:
         yield {name: pool.submit(run_wrap, *args) for name, args in WRAP_VARIANTS.items()}
 

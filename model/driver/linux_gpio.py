@@ -16,8 +16,8 @@ from ..constants import (
     IrqStatus, IrqType, MsgType, QueueIndex, ReplyStatus,
 )
 from ..layouts import (
-    GPIO_REPLY_SIZE, GPIO_REQUEST_SIZE, IRQ_REPLY_SIZE, IRQ_REQUEST_SIZE, GpioConfig, GpioRequest,
-    IrqRequest, Reg,
+    GPIO_REPLY_SIZE, GPIO_REQUEST_PACKER, GPIO_REQUEST_SIZE, IRQ_REPLY_SIZE, IRQ_REQUEST_SIZE,
+    GpioConfig, IrqRequest, Reg,
 )
 from ..transport import Transport
 from .vring import BrokenRing, DriverVirtqueue
@@ -288,7 +288,7 @@ class LinuxVirtioGpioDriver:
         line = self.lines[gpio] if gpio < len(self.lines) else self._scratch_line(gpio)
         req = line.req if req is None else req
         res = line.res if res is None else res
-        self.mem.write(req, GpioRequest.build(dict(type=msg_type, gpio=gpio, value=value)))
+        self.mem.write(req, GPIO_REQUEST_PACKER.pack(msg_type, gpio, value))
         pending = Pending(gpio, res, rxlen)
         pending.head = self.vqs[QueueIndex.REQUESTQ].add([(req, GPIO_REQUEST_SIZE)], [(res, rxlen)], pending)
         if kick:

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 from ..constants import DescFlags, UsedFlags
 from ..layouts import (
-    DESC_SIZE, RING_IDX_OFFSET, USED_ELEM_SIZE, RingGeometry, VirtqDesc, VirtqUsedElem, need_event,
+    DESC_PACKER, DESC_SIZE, RING_IDX_OFFSET, USED_ELEM_PACKER, USED_ELEM_SIZE, RingGeometry, need_event,
 )
 from ..memory import Grant, GuestMemory, Perm
 
@@ -71,8 +71,7 @@ class DriverVirtqueue:
     # -- adding buffers --------------------------------------------------------------------
 
     def write_desc(self, table: int, i: int, addr: int, length: int, flags: int, nxt: int) -> None:
-        self.memory.write(table + DESC_SIZE * i,
-                          VirtqDesc.build(dict(addr=addr, len=length, flags=flags, next=nxt)))
+        self.memory.write(table + DESC_SIZE * i, DESC_PACKER.pack(addr, length, flags, nxt))
 
     def add(self, out_bufs: list[tuple[int, int]], in_bufs: list[tuple[int, int]], token) -> int:
         """virtqueue_add_sgs(): device-readable buffers, then device-writable ones. Returns the head."""
@@ -143,20 +142,20 @@ class DriverVirtqueue:
         if not self.more_used():
             return None
         slot = self.last_used_idx % self.num
-        elem = VirtqUsedElem.parse(self.memory.read(self.used_addr + self.geometry.used_elem(slot),
-                                                    USED_ELEM_SIZE))
-        if elem.id >= self.num:
+        elem_id, elem_len = USED_ELEM_PACKER.unpack(
+            self.memory.read(self.used_addr + self.geometry.used_elem(slot), USED_ELEM_SIZE))
+        if elem_id >= self.num:
             self.broken = True
-            raise BrokenRing(f"vq{self.index}: id {elem.id} out of range")
-        flight = self.in_flight.pop(elem.id, None)
+            raise BrokenRing(f"vq{self.index}: id {elem_id} out of range")
+        flight = self.in_flight.pop(elem_id, None)
         if flight is None:
             self.broken = True
-            raise BrokenRing(f"vq{self.index}: id {elem.id} is not a head!")
-        self._detach(elem.id, flight)
+            raise BrokenRing(f"vq{self.index}: id {elem_id} is not a head!")
+        self._detach(elem_id, flight)
         self.last_used_idx = (self.last_used_idx + 1) & 0xFFFF
         if self.event_idx:
             self.memory.write_u16(self.avail_addr + self.geometry.used_event, self.last_used_idx)
-        return flight.token, elem.len
+        return flight.token, elem_len
 
     def _detach(self, head: int, flight: InFlight) -> None:
         tail = head
