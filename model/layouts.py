@@ -227,5 +227,3 @@ def gpio_names_reply(names_size: int):
     """The GET_LINE_NAMES reply: a status byte and the ``gpio_names_size``-byte names block."""
     return Struct("status" / Int8ul, "value" / Bytes(names_size))
 
-
-REPLY_STATUS_OFFSET = 0  # the status byte leads every reply

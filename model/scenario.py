@@ -115,7 +115,7 @@ def run_scenario(config: DeviceConfig | None = None, out: Callable[[str], None] 
 
     result.seconds = time.perf_counter() - start
     result.register_reads, result.register_writes = transport.register_reads, transport.register_writes
-    result.dma_reads = sum(1 for a in memory.dma_log if a.kind.value == "read")
+    result.dma_reads = len(memory.dma_log) - len(memory.device_writes())
     result.dma_writes = len(memory.device_writes())
     result.interrupts_delivered = len(driver.log.events)
     violations = memory.firewall.violations

@@ -13,6 +13,7 @@ that it tried to reach the out-of-range address at all).
 import pytest
 
 from conftest import Bench, make_bench
+from hand_rings import FILL, indirect_table, readable, requestq, used_idx, writable
 from virtio_gpio.model.config import DeviceConfig
 from virtio_gpio.model.constants import (
     MAGIC_VALUE, DescFlags, DeviceStatus, Direction, Feature, InterruptStatus, MsgType, QueueIndex,
@@ -24,11 +25,10 @@ from virtio_gpio.model.driver.vring import DriverVirtqueue
 from virtio_gpio.model.layouts import (
     DESC_SIZE, RING_IDX_OFFSET, USED_ELEM_SIZE, GpioRequest, Reg, VirtqDesc,
 )
-from virtio_gpio.model.memory import AccessKind, BusResponse, Perm
+from virtio_gpio.model.memory import AccessKind, BusResponse
 
 NGPIO = 8
 TIMEOUT_STEPS = 50
-FILL = 0xAA
 INDIRECT_F = Feature.RING_INDIRECT_DESC.mask
 EVENT_IDX_F = Feature.RING_EVENT_IDX.mask
 NO_INDIRECT = LINUX_KNOWN_FEATURES & ~INDIRECT_F
@@ -48,48 +48,10 @@ def new_bench(features: int = LINUX_KNOWN_FEATURES, **kwargs) -> Bench:
                       **kwargs)
 
 
-def requestq(bench: Bench) -> DriverVirtqueue:
-    return bench.driver.vqs[QueueIndex.REQUESTQ]
-
-
-def used_idx(bench: Bench, vq: DriverVirtqueue) -> int:
-    return bench.memory.read_u16(vq.used_addr + RING_IDX_OFFSET)
-
-
-def readable(bench: Bench, data: bytes, *, grant: bool = True) -> int:
-    """A buffer holding ``data`` that the device may read: granted READ unless ``grant`` is False
-    (DriverVirtqueue.add grants what it is given by itself)."""
-    addr = bench.memory.alloc(len(data))
-    bench.memory.write(addr, data)
-    if grant:
-        bench.memory.firewall.grant(addr, len(data), Perm.READ, owner="test")
-    return addr
-
-
-def writable(bench: Bench, size: int, *, grant: bool = True) -> int:
-    """A buffer that the device may write, pre-filled with FILL: granted WRITE unless ``grant``
-    is False."""
-    addr = bench.memory.alloc(size)
-    bench.memory.write(addr, bytes([FILL]) * size)
-    if grant:
-        bench.memory.firewall.grant(addr, size, Perm.WRITE, owner="test")
-    return addr
-
-
 def request(bench: Bench, gpio: int = 3, *, grant: bool = True) -> int:
     """A GET_VALUE request buffer for line ``gpio``."""
     return readable(bench, GpioRequest.build(dict(type=MsgType.GET_VALUE, gpio=gpio, value=0)),
                     grant=grant)
-
-
-def indirect_table(bench: Bench, entries: list[tuple[int, int, int, int]]) -> int:
-    """An indirect table of (addr, len, flags, next) entries that the device may read."""
-    table = bench.memory.alloc(DESC_SIZE * len(entries), align=DESC_SIZE)
-    for i, (addr, length, flags, nxt) in enumerate(entries):
-        bench.memory.write(table + DESC_SIZE * i,
-                           VirtqDesc.build(dict(addr=addr, len=length, flags=flags, next=nxt)))
-    bench.memory.firewall.grant(table, DESC_SIZE * len(entries), Perm.READ, owner="test")
-    return table
 
 
 def linux_table(bench: Bench) -> int:
@@ -389,18 +351,6 @@ QUEUE_CONFIG_CASES = [
 ]
 
 
-def hand_negotiate(bench: Bench, features: int) -> None:
-    w, r = bench.write, bench.read
-    w(Reg.STATUS, 0)
-    w(Reg.STATUS, DeviceStatus.ACKNOWLEDGE)
-    w(Reg.STATUS, r(Reg.STATUS) | DeviceStatus.DRIVER)
-    w(Reg.DRIVER_FEATURES_SEL, 1)
-    w(Reg.DRIVER_FEATURES, features >> 32)
-    w(Reg.DRIVER_FEATURES_SEL, 0)
-    w(Reg.DRIVER_FEATURES, features & 0xFFFF_FFFF)
-    w(Reg.STATUS, r(Reg.STATUS) | DeviceStatus.FEATURES_OK)
-    assert r(Reg.STATUS) & DeviceStatus.FEATURES_OK
-
 
 def write_queue(bench: Bench, index: int, num: int, desc: int, driver: int, device: int) -> None:
     bench.write(Reg.QUEUE_SEL, index)
@@ -416,7 +366,7 @@ def write_queue(bench: Bench, index: int, num: int, desc: int, driver: int, devi
 @pytest.mark.parametrize("bad_queue, field, bad_value", QUEUE_CONFIG_CASES)
 def test_invalid_queue_config_at_queue_ready(bad_queue, field, bad_value):
     bench = make_bench(DeviceConfig(ngpio=NGPIO), probe=False)
-    hand_negotiate(bench, HAND_FEATURES)
+    assert bench.negotiate(HAND_FEATURES)
     vqs = []
     for index in (QueueIndex.REQUESTQ, QueueIndex.EVENTQ):
         vq = DriverVirtqueue(bench.memory, index, HAND_QUEUE_SIZE, indirect=True, event_idx=True)

@@ -12,16 +12,6 @@ from virtio_gpio.model.layouts import Reg
 V1 = Feature.VERSION_1.mask
 
 
-def negotiate(b, features: int, sels=(0, 1)) -> bool:
-    """ACKNOWLEDGE, DRIVER, write ``features``, FEATURES_OK; return whether the device accepted."""
-    b.write(Reg.STATUS, S.ACKNOWLEDGE)
-    b.write(Reg.STATUS, S.ACKNOWLEDGE | S.DRIVER)
-    for sel in sels:
-        b.write(Reg.DRIVER_FEATURES_SEL, sel)
-        b.write(Reg.DRIVER_FEATURES, (features >> (32 * sel)) & 0xFFFF_FFFF if sel < 2 else 0)
-    b.write(Reg.STATUS, S.ACKNOWLEDGE | S.DRIVER | S.FEATURES_OK)
-    return bool(b.read(Reg.STATUS) & S.FEATURES_OK)
-
 
 @pytest.mark.req("MMIO-12", "C-4")
 def test_status_bits_accumulate_as_written():
@@ -41,7 +31,7 @@ def test_status_bits_the_driver_may_not_set_are_ignored():
 @pytest.mark.req("GEN-10", "GEN-6", "C-2")
 def test_features_ok_refused_without_version_1():
     b = make_bench(probe=False)
-    assert not negotiate(b, Feature.GPIO_F_IRQ.mask)
+    assert not b.negotiate(Feature.GPIO_F_IRQ.mask)
     assert b.read(Reg.STATUS) == S.ACKNOWLEDGE | S.DRIVER
 
 
@@ -50,13 +40,13 @@ def test_features_ok_refused_without_version_1():
                                  Feature.RING_RESET, Feature.SR_IOV, Feature.SUSPEND, Feature.ANY_LAYOUT, 63])
 def test_features_ok_refused_when_an_unoffered_bit_is_accepted(bit):
     b = make_bench(probe=False)
-    assert not negotiate(b, V1 | (1 << int(bit)))
+    assert not b.negotiate(V1 | (1 << int(bit)))
 
 
 @pytest.mark.req("C-2")
 def test_features_ok_refused_when_irq_is_accepted_but_not_offered():
     b = make_bench(DeviceConfig(offer_irq=False), probe=False)
-    assert not negotiate(b, V1 | Feature.GPIO_F_IRQ.mask)
+    assert not b.negotiate(V1 | Feature.GPIO_F_IRQ.mask)
 
 
 @pytest.mark.req("C-2")
@@ -64,11 +54,11 @@ def test_driver_features_with_select_two_or_more_must_be_zero():
     b = make_bench(probe=False)
     b.write(Reg.DRIVER_FEATURES_SEL, 2)
     b.write(Reg.DRIVER_FEATURES, 0)
-    assert negotiate(b, V1)
+    assert b.negotiate(V1)
     b2 = make_bench(probe=False)
     b2.write(Reg.DRIVER_FEATURES_SEL, 2)
     b2.write(Reg.DRIVER_FEATURES, 1)
-    assert not negotiate(b2, V1)
+    assert not b2.negotiate(V1)
 
 
 @pytest.mark.req("GEN-6", "C-2")
@@ -78,14 +68,14 @@ def test_driver_features_with_select_two_or_more_must_be_zero():
 def test_any_offered_subset_with_version_1_is_accepted(subset):
     b = make_bench(probe=False)
     features = V1 | sum(f.mask for f in subset)
-    assert negotiate(b, features)
+    assert b.negotiate(features)
     assert b.device.negotiated == features
 
 
 @pytest.mark.req("C-2")
 def test_feature_writes_after_features_ok_are_ignored():
     b = make_bench(probe=False)
-    assert negotiate(b, V1)
+    assert b.negotiate(V1)
     b.write(Reg.DRIVER_FEATURES_SEL, 0)
     b.write(Reg.DRIVER_FEATURES, Feature.GPIO_F_IRQ.mask)
     assert b.device.negotiated == V1
@@ -98,7 +88,7 @@ def test_renegotiation_after_reset_accepts_the_same_set():
     b.driver.remove()
     b.write(Reg.STATUS, 0)
     assert b.read(Reg.STATUS) == 0
-    assert negotiate(b, first)
+    assert b.negotiate(first)
 
 
 @pytest.mark.req("GEN-9")
@@ -138,7 +128,7 @@ def test_reset_returns_every_piece_of_state_to_its_reset_value():
 @pytest.mark.req("GEN-1", "C-4")
 def test_driver_ok_without_accepted_features_leaves_the_rings_alone():
     b = make_bench(probe=False)
-    assert not negotiate(b, Feature.GPIO_F_IRQ.mask)  # refused
+    assert not b.negotiate(Feature.GPIO_F_IRQ.mask)  # refused
     b.write(Reg.STATUS, S.ACKNOWLEDGE | S.DRIVER | S.DRIVER_OK)
     assert not b.device.live
     b.device.step()
@@ -158,7 +148,7 @@ def test_failed_stops_ring_processing():
 @pytest.mark.req("GEN-4", "C-6")
 def test_an_error_before_driver_ok_is_announced_when_driver_ok_is_set():
     b = make_bench(probe=False)
-    assert negotiate(b, V1)
+    assert b.negotiate(V1)
     b.write(Reg.QUEUE_SEL, 0)
     b.write(Reg.QUEUE_SIZE, 3)  # not a power of two
     b.write(Reg.QUEUE_READY, 1)

@@ -18,6 +18,7 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 from conftest import Bench, make_bench
+from hand_rings import FILL, indirect_table, readable, requestq, used_idx, writable
 from virtio_gpio.model.config import DeviceConfig
 from virtio_gpio.model.constants import (
     AvailFlags, DescFlags, DeviceStatus, Direction, Feature, InterruptStatus, MsgType, QueueIndex,
@@ -28,10 +29,9 @@ from virtio_gpio.model.driver.vring import DriverVirtqueue
 from virtio_gpio.model.layouts import (
     DESC_SIZE, RING_IDX_OFFSET, USED_ELEM_SIZE, GpioRequest, Reg, VirtqDesc, VirtqUsedElem,
 )
-from virtio_gpio.model.memory import AccessKind, Perm
+from virtio_gpio.model.memory import AccessKind
 
 NGPIO = 8
-FILL = 0xAA  # pre-fill of writable buffers: any byte the device did not write keeps it
 INDIRECT = Feature.RING_INDIRECT_DESC.mask
 EVENT_IDX = Feature.RING_EVENT_IDX.mask
 F_IRQ = Feature.GPIO_F_IRQ.mask
@@ -48,14 +48,6 @@ NEXT, WRITE, INDIRECT_FLAG = DescFlags.NEXT, DescFlags.WRITE, DescFlags.INDIRECT
 
 def new_bench(features: int = LINUX_KNOWN_FEATURES, **driver_kwargs) -> Bench:
     return make_bench(DeviceConfig(ngpio=NGPIO), features=features, **driver_kwargs)
-
-
-def requestq(bench: Bench) -> DriverVirtqueue:
-    return bench.driver.vqs[QueueIndex.REQUESTQ]
-
-
-def used_idx(bench: Bench, vq: DriverVirtqueue) -> int:
-    return bench.memory.read_u16(vq.used_addr + RING_IDX_OFFSET)
 
 
 def used_elem(bench: Bench, vq: DriverVirtqueue, idx: int) -> tuple[int, int]:
@@ -87,36 +79,6 @@ def set_used_event(bench: Bench, vq: DriverVirtqueue, value: int) -> None:
 
 def request_bytes(msg_type: int, gpio: int, value: int = 0) -> bytes:
     return GpioRequest.build(dict(type=msg_type, gpio=gpio, value=value))
-
-
-def readable(bench: Bench, data: bytes, *, grant: bool = True) -> int:
-    """A buffer holding ``data`` for the device to read; granted READ unless ``grant`` is False
-    (DriverVirtqueue.add grants the buffers it is given by itself)."""
-    addr = bench.memory.alloc(max(len(data), 1))
-    bench.memory.write(addr, data)
-    if grant and data:
-        bench.memory.firewall.grant(addr, len(data), Perm.READ, owner="test")
-    return addr
-
-
-def writable(bench: Bench, size: int, *, grant: bool = True) -> int:
-    """A buffer of ``size`` bytes for the device to write, pre-filled with FILL; granted WRITE
-    unless ``grant`` is False."""
-    addr = bench.memory.alloc(max(size, 1))
-    bench.memory.write(addr, bytes([FILL]) * size)
-    if grant and size:
-        bench.memory.firewall.grant(addr, size, Perm.WRITE, owner="test")
-    return addr
-
-
-def indirect_table(bench: Bench, entries: list[tuple[int, int, int, int]]) -> int:
-    """An indirect descriptor table of (addr, len, flags, next) entries, granted READ."""
-    table = bench.memory.alloc(DESC_SIZE * len(entries), align=DESC_SIZE)
-    for i, (addr, length, flags, nxt) in enumerate(entries):
-        bench.memory.write(table + DESC_SIZE * i,
-                           VirtqDesc.build(dict(addr=addr, len=length, flags=flags, next=nxt)))
-    bench.memory.firewall.grant(table, DESC_SIZE * len(entries), Perm.READ, owner="test")
-    return table
 
 
 def ok(value: int = 0) -> bytes:
@@ -625,19 +587,6 @@ HAND_FEATURES = Feature.VERSION_1.mask | INDIRECT | EVENT_IDX  # no F_IRQ: one q
 HAND_QUEUE_SIZE = 16
 
 
-def hand_negotiate(bench: Bench, features: int) -> None:
-    """virtio_mmio/virtio.c steps up to FEATURES_OK, register by register."""
-    w, r = bench.write, bench.read
-    w(Reg.STATUS, 0)
-    w(Reg.STATUS, DeviceStatus.ACKNOWLEDGE)
-    w(Reg.STATUS, r(Reg.STATUS) | DeviceStatus.DRIVER)
-    w(Reg.DRIVER_FEATURES_SEL, 1)
-    w(Reg.DRIVER_FEATURES, features >> 32)
-    w(Reg.DRIVER_FEATURES_SEL, 0)
-    w(Reg.DRIVER_FEATURES, features & 0xFFFF_FFFF)
-    w(Reg.STATUS, r(Reg.STATUS) | DeviceStatus.FEATURES_OK)
-    assert r(Reg.STATUS) & DeviceStatus.FEATURES_OK
-
 
 def hand_configure_queue(bench: Bench, index: int, features: int) -> DriverVirtqueue:
     vq = DriverVirtqueue(bench.memory, index, HAND_QUEUE_SIZE, indirect=bool(features & INDIRECT),
@@ -655,7 +604,7 @@ def hand_configure_queue(bench: Bench, index: int, features: int) -> DriverVirtq
 @pytest.mark.parametrize("order", ["queue_ready-then-driver_ok", "driver_ok-then-queue_ready"])
 def test_no_ring_access_before_driver_ok_and_queue_ready(order):
     bench = make_bench(DeviceConfig(ngpio=NGPIO), probe=False)
-    hand_negotiate(bench, HAND_FEATURES)
+    assert bench.negotiate(HAND_FEATURES)
     vq = hand_configure_queue(bench, QueueIndex.REQUESTQ, HAND_FEATURES)
     req = readable(bench, request_bytes(MsgType.GET_DIRECTION, 6), grant=False)
     res = writable(bench, 2, grant=False)
