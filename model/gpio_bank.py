@@ -70,20 +70,18 @@ class GpioBank:
 
     # -- requestq --------------------------------------------------------------------------
 
-    def reply_size(self, request: bytes) -> int:
-        """The full reply length for ``request``: 1 + gpio_names_size for a well-formed
-        GET_LINE_NAMES, otherwise a status and a value byte."""
-        if len(request) >= GPIO_REQUEST_SIZE and GPIO_REQUEST_PACKER.unpack(request)[0] == MsgType.GET_LINE_NAMES:
-            return 1 + self.config.gpio_names_size
-        return GPIO_REPLY_SIZE
-
     def execute(self, request: bytes, reply_space: int, irq_negotiated: bool) -> Outcome:
         """Carry out one request given its first readable bytes and the writable space for the
-        reply. A request that is short, or whose reply does not fit, fails with no state change."""
-        size = self.reply_size(request)
-        if len(request) < GPIO_REQUEST_SIZE or reply_space < size:
-            return Outcome(err_reply(min(size, reply_space)))
+        reply. A request that is short, or whose reply does not fit, fails with no state change.
+        The full reply is 1 + gpio_names_size bytes for a well-formed GET_LINE_NAMES, otherwise a
+        status and a value byte."""
+        if len(request) < GPIO_REQUEST_SIZE:
+            return Outcome(err_reply(min(GPIO_REPLY_SIZE, reply_space)))
         msg_type, gpio, value = GPIO_REQUEST_PACKER.unpack(request)
+        size = (1 + self.config.gpio_names_size if msg_type == MsgType.GET_LINE_NAMES
+                else GPIO_REPLY_SIZE)
+        if reply_space < size:
+            return Outcome(err_reply(reply_space))
         outcome = Outcome(b"")
         if msg_type == MsgType.GET_LINE_NAMES:
             if self.config.gpio_names_size == 0:

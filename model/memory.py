@@ -62,11 +62,7 @@ class Grant:
     owner: str
 
     def covers(self, addr: int, size: int, perm: int) -> bool:
-        return self.addr <= addr and addr + size <= self.addr + self.size and self._bits & perm == perm
-
-    @property
-    def _bits(self) -> int:
-        return self.perm.value
+        return self.addr <= addr and addr + size <= self.addr + self.size and self.perm.value & perm == perm
 
 
 @dataclass(frozen=True)

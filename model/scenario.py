@@ -19,10 +19,6 @@ from .transport import ModelTransport
 DEMO_NAMES = ("led0", "led1", "button", "", "hdr_a", "hdr_b", "", "irq_in")
 
 
-class ScenarioFailure(AssertionError):
-    pass
-
-
 @dataclass
 class ScenarioResult:
     steps: list[tuple[str, bool]] = field(default_factory=list)
