@@ -1,0 +1,300 @@
+"""The virtio-mmio v2 register file on an AXI4-Lite subordinate (device contract §2-§4, §6).
+
+It owns the transport state: Status, feature negotiation, the queue registers, InterruptStatus. The
+virtqueue engine gets the negotiated features, each queue's configuration and one-cycle events
+(start looking at a queue, restart a queue, device reset), and reports device errors and used-buffer
+interrupts back. Every write takes effect in the cycle its handshake completes, so its side effect is
+visible on the very next access.
+"""
+
+from dataclasses import dataclass
+
+from amaranth.hdl import Array, Cat, Module, Mux, Signal
+from amaranth.lib import data, wiring
+from amaranth.lib.wiring import In, Out
+
+from ..model.config import DeviceConfig
+from ..model.constants import (
+    CONFIG_GENERATION, DEVICE_ID_GPIO, MAGIC_VALUE, MMIO_VERSION, MMIO_WINDOW_SIZE, NUM_QUEUES,
+    DeviceStatus, Feature, QueueIndex,
+)
+from ..model.layouts import (
+    AVAIL_RING_ALIGN, CONFIG_SPACE_SIZE, DESC_SIZE, DESC_TABLE_ALIGN, RING_HEADER_SIZE,
+    USED_ELEM_SIZE, USED_RING_ALIGN, AVAIL_ENTRY_SIZE, RingIndex, Reg,
+)
+from .axi import AXI4LiteSignature, RESP_OKAY
+
+REGISTER_ADDR_WIDTH = (MMIO_WINDOW_SIZE - 1).bit_length()
+REGISTER_DATA_WIDTH = 32
+ALL_STROBES = 0b1111
+DRIVER_STATUS_BITS = (DeviceStatus.ACKNOWLEDGE | DeviceStatus.DRIVER | DeviceStatus.DRIVER_OK
+                      | DeviceStatus.FEATURES_OK | DeviceStatus.FAILED)
+QUEUE_NUM_WIDTH = 16  # QueueNum is at most 32768
+
+
+def queue_config_layout(addr_width: int) -> data.StructLayout:
+    return data.StructLayout({
+        "ready": 1,
+        "num": QUEUE_NUM_WIDTH,  # valid (a power of two <= queue_size_max) while ready
+        "desc": addr_width, "driver": addr_width, "device": addr_width,
+    })
+
+
+class TransportSignature(wiring.Signature):
+    """What the register file tells the virtqueue engine (register-file view)."""
+
+    def __init__(self, addr_width: int):
+        super().__init__({
+            "live": Out(1),  # DRIVER_OK and FEATURES_OK, not FAILED, not DEVICE_NEEDS_RESET
+            "irq_negotiated": Out(1), "indirect_negotiated": Out(1), "event_idx_negotiated": Out(1),
+            "queues": Out(data.ArrayLayout(queue_config_layout(addr_width), NUM_QUEUES)),
+            "kick": Out(NUM_QUEUES),  # look at this queue's avail ring (notify, enable, DRIVER_OK)
+            "restart": Out(NUM_QUEUES),  # QueueReady changed: forget the queue's run-time state
+            "reset": Out(1),  # Status = 0
+            "device_error": In(1),  # contract §6
+            "used_buffer": In(1),  # raise InterruptStatus bit 0
+        })
+
+
+@dataclass
+class _QueueRegisters:
+    ready: Signal
+    num: Signal  # as written (32 bits), checked when QueueReady is set
+    desc: Signal  # ring addresses as written (64 bits), checked against the DMA width
+    driver: Signal
+    device: Signal
+
+
+class RegisterFile(wiring.Component):
+    def __init__(self, config: DeviceConfig):
+        self.config = config
+        super().__init__({
+            "bus": In(AXI4LiteSignature(addr_width=REGISTER_ADDR_WIDTH, data_width=REGISTER_DATA_WIDTH)),
+            "engine": Out(TransportSignature(config.dma_addr_width)),
+            "irq": Out(1),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        cfg = self.config
+        bus, eng = self.bus, self.engine
+
+        self.status = Signal(8)
+        self.interrupt_status = Signal(2)
+        self.device_features_sel = Signal(2)  # 0, 1, or 2 for "2 and above"
+        self.driver_features_sel = Signal(2)
+        self.driver_features = Signal(64)  # only offered bits are kept
+        self.unoffered = Signal(2)  # per half: a bit that is not offered was written
+        self.bad_select = Signal()  # a non-zero DriverFeatures write with DriverFeaturesSel >= 2
+        self.queue_sel = Signal(2)  # 0, 1, or 2 for "no such queue"
+        self.queues = [_QueueRegisters(*(Signal(w, name=f"queue{q}_{f}") for f, w in
+                                         (("ready", 1), ("num", 32), ("desc", 64), ("driver", 64),
+                                          ("device", 64))))
+                       for q in range(NUM_QUEUES)]
+        status, interrupt_status = self.status, self.interrupt_status
+
+        features_ok = self._has(DeviceStatus.FEATURES_OK)
+        negotiated = Mux(features_ok, self.driver_features, 0)
+        live = (self._has(DeviceStatus.DRIVER_OK) & features_ok
+                & ~self._has(DeviceStatus.FAILED) & ~self._has(DeviceStatus.DEVICE_NEEDS_RESET))
+        live_prev = Signal()
+        m.d.sync += live_prev.eq(live)
+        m.d.comb += [
+            eng.live.eq(live),
+            eng.irq_negotiated.eq(negotiated[Feature.GPIO_F_IRQ]),
+            eng.indirect_negotiated.eq(negotiated[Feature.RING_INDIRECT_DESC]),
+            eng.event_idx_negotiated.eq(negotiated[Feature.RING_EVENT_IDX]),
+            self.irq.eq(interrupt_status != 0),
+        ]
+        for q, regs in enumerate(self.queues):
+            m.d.comb += [eng.queues[q].ready.eq(regs.ready), eng.queues[q].num.eq(regs.num),
+                         eng.queues[q].desc.eq(regs.desc), eng.queues[q].driver.eq(regs.driver),
+                         eng.queues[q].device.eq(regs.device)]
+
+        # -- reads ---------------------------------------------------------------------------
+        rvalid = Signal()
+        rdata = Signal(REGISTER_DATA_WIDTH)
+        m.d.comb += [bus.arready.eq(~rvalid), bus.rvalid.eq(rvalid), bus.rdata.eq(rdata),
+                     bus.rresp.eq(RESP_OKAY)]
+        with m.If(rvalid & bus.rready):
+            m.d.sync += rvalid.eq(0)
+        with m.If(bus.arvalid & ~rvalid):
+            m.d.sync += rvalid.eq(1)
+            self._read_word(m, bus.araddr, rdata)
+
+        # -- writes --------------------------------------------------------------------------
+        bvalid = Signal()
+        accept = bus.awvalid & bus.wvalid & ~bvalid
+        m.d.comb += [bus.awready.eq(accept), bus.wready.eq(accept), bus.bvalid.eq(bvalid),
+                     bus.bresp.eq(RESP_OKAY)]
+        with m.If(bvalid & bus.bready):
+            m.d.sync += bvalid.eq(0)
+        with m.If(accept):
+            m.d.sync += bvalid.eq(1)
+
+        # Events from the engine. A register write in the same cycle is applied after these, so a
+        # device reset wins, and an InterruptACK clears only the bits it names.
+        queue_error = Signal()  # QueueReady = 1 with a bad queue configuration
+        device_error = eng.device_error | queue_error
+        with m.If(device_error):
+            m.d.sync += status.eq(status | DeviceStatus.DEVICE_NEEDS_RESET)
+            with m.If(self._has(DeviceStatus.DRIVER_OK)):
+                m.d.sync += interrupt_status[1].eq(1)
+        with m.If(eng.used_buffer):
+            m.d.sync += interrupt_status[0].eq(1)
+        kick = Signal(NUM_QUEUES)
+        restart = Signal(NUM_QUEUES)
+        # DRIVER_OK (with everything else in place) makes the engine look at every ready queue.
+        ready = Cat(regs.ready for regs in self.queues)
+        m.d.comb += [eng.kick.eq(kick | Mux(live & ~live_prev, ready, 0)), eng.restart.eq(restart)]
+
+        value, offset = bus.wdata, bus.awaddr
+        selected = self._selected_queue()
+        with m.If(accept & (bus.wstrb == ALL_STROBES) & (offset < Reg.CONFIG)):
+            with m.Switch(offset):
+                with m.Case(Reg.DEVICE_FEATURES_SEL):
+                    m.d.sync += self.device_features_sel.eq(_clamp(value, 2))
+                with m.Case(Reg.DRIVER_FEATURES_SEL):
+                    m.d.sync += self.driver_features_sel.eq(_clamp(value, 2))
+                with m.Case(Reg.DRIVER_FEATURES):
+                    with m.If(~features_ok):  # ignored once accepted (contract §2)
+                        self._write_driver_features(m, value)
+                with m.Case(Reg.QUEUE_SEL):
+                    m.d.sync += self.queue_sel.eq(_clamp(value, 2))
+                with m.Case(Reg.QUEUE_READY):
+                    with m.If(self._queue_exists(self.queue_sel) & (value[0] != selected.ready)):
+                        m.d.sync += selected.ready.eq(value[0])
+                        m.d.comb += restart.eq(1 << self.queue_sel)
+                        with m.If(value[0]):
+                            m.d.comb += kick.eq(1 << self.queue_sel)
+                            m.d.comb += queue_error.eq(~self._queue_config_valid(selected))
+                with m.Case(Reg.QUEUE_NOTIFY):
+                    for q, regs in enumerate(self.queues):
+                        with m.If(self._queue_exists(value) & (value == q) & regs.ready):
+                            m.d.comb += kick[q].eq(1)
+                with m.Case(Reg.INTERRUPT_ACK):
+                    m.d.sync += interrupt_status.eq(interrupt_status & ~value[:2])
+                with m.Case(Reg.STATUS):
+                    self._write_status(m, value, device_error)
+            # Queue configuration: only while the selected queue exists and is not ready.
+            with m.If(self._queue_exists(self.queue_sel) & ~selected.ready):
+                self._write_queue_config(m, offset, value, selected)
+        return m
+
+    # ---------------------------------------------------------------------------------------
+
+    def _has(self, bit):
+        return (self.status & bit) != 0
+
+    def _queue_exists(self, index):
+        exists = index == QueueIndex.REQUESTQ
+        if self.config.offer_irq:
+            exists |= index == QueueIndex.EVENTQ
+        return exists
+
+    def _selected_queue(self) -> _QueueRegisters:
+        """The registers of queue 0 or 1 by QueueSel's low bit (callers check that it exists)."""
+        q0, q1 = self.queues
+        return _QueueRegisters(*(Array([getattr(q0, f), getattr(q1, f)])[self.queue_sel[0]]
+                                 for f in ("ready", "num", "desc", "driver", "device")))
+
+    def _read_word(self, m, addr, rdata):
+        """Load ``rdata`` with the 32-bit word at ``addr`` (the byte lanes are the manager's to
+        pick); write-only and unassigned offsets read 0."""
+        cfg = self.config
+        offered = cfg.offered_features
+        exists = self._queue_exists(self.queue_sel)
+        config_space = int.from_bytes(cfg.config_space, "little")
+        words = {
+            Reg.MAGIC_VALUE: MAGIC_VALUE,
+            Reg.VERSION: MMIO_VERSION,
+            Reg.DEVICE_ID: DEVICE_ID_GPIO,
+            Reg.VENDOR_ID: cfg.vendor_id,
+            Reg.DEVICE_FEATURES: Array([offered & 0xFFFF_FFFF, offered >> 32, 0])[self.device_features_sel],
+            Reg.QUEUE_SIZE_MAX: Mux(exists, cfg.queue_size_max, 0),
+            Reg.QUEUE_READY: exists & self._selected_queue().ready,
+            Reg.INTERRUPT_STATUS: self.interrupt_status,
+            Reg.STATUS: self.status,
+            Reg.CONFIG_GENERATION: CONFIG_GENERATION,
+        }
+        for reg in (Reg.SHM_LEN_LOW, Reg.SHM_LEN_HIGH, Reg.SHM_BASE_LOW, Reg.SHM_BASE_HIGH):
+            words[reg] = 0xFFFF_FFFF  # no shared-memory regions
+        for pos in range(0, CONFIG_SPACE_SIZE, 4):
+            words[Reg.CONFIG + pos] = (config_space >> (8 * pos)) & 0xFFFF_FFFF
+        with m.Switch(addr & ~3):
+            for offset, word in words.items():
+                with m.Case(offset):
+                    m.d.sync += rdata.eq(word)
+            with m.Default():
+                m.d.sync += rdata.eq(0)
+
+    def _write_driver_features(self, m, value):
+        offered = self.config.offered_features
+        for half in range(2):
+            offered_half = (offered >> (32 * half)) & 0xFFFF_FFFF
+            with m.If(self.driver_features_sel == half):
+                m.d.sync += [
+                    self.driver_features.word_select(half, 32).eq(value & offered_half),
+                    self.unoffered[half].eq((value & (~offered_half & 0xFFFF_FFFF)) != 0),
+                ]
+        with m.If((self.driver_features_sel == 2) & (value != 0)):
+            m.d.sync += self.bad_select.eq(1)
+
+    def _write_status(self, m, value, device_error):
+        status = self.status
+        with m.If(value == 0):
+            self._reset(m)
+        with m.Else():
+            new = Signal(8, name="status_new")
+            m.d.comb += new.eq(value & DRIVER_STATUS_BITS & ~status)
+            acceptable = (~self.unoffered.any() & ~self.bad_select
+                          & self.driver_features[Feature.VERSION_1])
+            with m.If(~acceptable):
+                m.d.comb += new[3].eq(0)  # FEATURES_OK refused: the bit reads back 0 (GEN-6)
+            needs_reset = self._has(DeviceStatus.DEVICE_NEEDS_RESET) | device_error
+            m.d.sync += status.eq(status | new | Mux(device_error, DeviceStatus.DEVICE_NEEDS_RESET, 0))
+            # An error found before DRIVER_OK is announced once the driver can hear it (spec 2.1.2).
+            with m.If(new[2] & needs_reset):
+                m.d.sync += self.interrupt_status[1].eq(1)
+
+    def _reset(self, m):
+        m.d.comb += self.engine.reset.eq(1)
+        m.d.sync += [s.eq(0) for s in (
+            self.status, self.interrupt_status, self.device_features_sel, self.driver_features_sel,
+            self.driver_features, self.unoffered, self.bad_select, self.queue_sel)]
+        for regs in self.queues:
+            m.d.sync += [regs.ready.eq(0), regs.num.eq(0), regs.desc.eq(0), regs.driver.eq(0),
+                         regs.device.eq(0)]
+
+    def _queue_config_valid(self, q: _QueueRegisters):
+        """Contract §4: QueueNum a power of two <= queue_size_max, each ring part aligned and
+        inside the DMA address space."""
+        cfg = self.config
+        num = q.num
+        valid = (num != 0) & ((num & (num - 1)) == 0) & (num <= cfg.queue_size_max)
+        for addr, size, align in (
+                (q.desc, DESC_SIZE * num, DESC_TABLE_ALIGN),
+                (q.driver, RING_HEADER_SIZE + AVAIL_ENTRY_SIZE * num + RingIndex.sizeof(),
+                 AVAIL_RING_ALIGN),
+                (q.device, RING_HEADER_SIZE + USED_ELEM_SIZE * num + RingIndex.sizeof(),
+                 USED_RING_ALIGN)):
+            valid &= (addr[:(align - 1).bit_length()] == 0) & (addr + size <= cfg.dma_addr_limit)
+        return valid
+
+    @staticmethod
+    def _write_queue_config(m, offset, value, q: _QueueRegisters):
+        with m.Switch(offset):
+            with m.Case(Reg.QUEUE_SIZE):
+                m.d.sync += q.num.eq(value)
+            for field, low, high in (("desc", Reg.QUEUE_DESC_LOW, Reg.QUEUE_DESC_HIGH),
+                                     ("driver", Reg.QUEUE_DRIVER_LOW, Reg.QUEUE_DRIVER_HIGH),
+                                     ("device", Reg.QUEUE_DEVICE_LOW, Reg.QUEUE_DEVICE_HIGH)):
+                addr = getattr(q, field)
+                with m.Case(low):
+                    m.d.sync += addr[:32].eq(value)
+                with m.Case(high):
+                    m.d.sync += addr[32:].eq(value)
+
+
+def _clamp(value, limit):
+    return Mux(value < limit, value, limit)

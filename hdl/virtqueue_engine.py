@@ -1,0 +1,466 @@
+"""The virtqueue engine: walks split-ring descriptor chains over the DMA port, runs GPIO requests,
+holds and returns eventq buffers, and publishes used elements (device contract §4-§8).
+
+One sequential state machine, one chain at a time, in the order the golden model works:
+the requestq is drained first (reading avail.idx again until nothing is new), then the eventq, then
+due interrupt events, lowest line first. A chain is parsed as byte streams (VQ-1): the first 8 (or 2)
+readable bytes are gathered into the request, and only the first non-empty writable descriptor is
+remembered; a reply longer than that descriptor follows the chain again from there (the device still
+owns it, so reading its descriptors twice is allowed). Every malformation of §5 and every bus error
+ends in ``device_error`` (§6), after which the engine touches nothing until the device is reset.
+"""
+
+from contextlib import contextmanager
+
+from amaranth.hdl import Cat, Const, Module, Mux, Signal
+from amaranth.lib import data, enum, wiring
+from amaranth.lib.memory import Memory
+from amaranth.lib.wiring import In, Out
+
+from ..model.config import DeviceConfig
+from ..model.constants import (
+    NUM_QUEUES, DescFlags, AvailFlags, IrqStatus, MsgType, QueueIndex, ReplyStatus,
+)
+from ..model.layouts import (
+    AVAIL_ENTRY_SIZE, DESC_SIZE, GPIO_REPLY_SIZE, GPIO_REQUEST_SIZE, IRQ_REPLY_SIZE, IRQ_REQUEST_SIZE,
+    RING_HEADER_SIZE, RING_IDX_OFFSET, USED_ELEM_SIZE, RingIndex,
+)
+from .dma import MAX_WRITE_BYTES, DmaCommandSignature
+from .gpio_bank import GpioEventSignature, GpioRequestSignature
+from .layouts import Descriptor, GpioRequest, IrqRequest, UsedElement
+from .registers import TransportSignature
+
+INDEX_BITS = 16  # ring indices and descriptor indices
+TABLE_LEN_BITS = 32 - 4 + 1  # descriptors in an indirect table: le32 len / 16, plus a spare bit
+DESCS_PER_FETCH = 2  # one burst brings a descriptor and the one after it (Linux's indirect pair)
+WLEN_BITS = 33  # sum of writable lengths, saturating
+
+
+class Continuation(enum.Enum, shape=2):
+    """What comes after a used element has been published."""
+    NEXT_CHAIN = 0  # go on draining the queue
+    REPLY = 1  # a released eventq buffer is back: now send the request's reply
+    IDLE = 2  # an interrupt event was delivered
+
+
+class VirtqueueEngine(wiring.Component):
+    def __init__(self, config: DeviceConfig):
+        self.config = config
+        aw = config.dma_addr_width
+        super().__init__({
+            "transport": In(TransportSignature(aw)),
+            "dma": Out(DmaCommandSignature(aw)),
+            "gpio_request": Out(GpioRequestSignature()),
+            "gpio_event": Out(GpioEventSignature(config.ngpio, aw)),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        cfg = self.config
+        aw = cfg.dma_addr_width
+        tr, dma, gr, ev = self.transport, self.dma, self.gpio_request, self.gpio_event
+        names_size = cfg.gpio_names_size
+        limit = cfg.dma_addr_limit
+
+        # -- per-queue run-time state --------------------------------------------------------
+        kick_pending = Signal(NUM_QUEUES)
+        last_avail = [Signal(INDEX_BITS, name=f"last_avail{q}") for q in range(NUM_QUEUES)]
+        used_idx = [Signal(INDEX_BITS, name=f"used_idx{q}") for q in range(NUM_QUEUES)]
+        published = [Signal(INDEX_BITS, name=f"avail_event{q}") for q in range(NUM_QUEUES)]
+        published_valid = Signal(NUM_QUEUES)
+
+        q = Signal(range(NUM_QUEUES))  # the queue being drained
+        qc = tr.queues[q]
+        q_last_avail = Cat(last_avail).word_select(q, INDEX_BITS)
+        pending = Signal(INDEX_BITS + 1)  # chains announced by the last avail.idx read, not yet taken
+
+        # -- the chain being parsed ----------------------------------------------------------
+        head = Signal(INDEX_BITS)
+        table = Signal(aw)
+        table_len = Signal(TABLE_LEN_BITS)
+        in_indirect = Signal()
+        index = Signal(INDEX_BITS)
+        visited = Signal(TABLE_LEN_BITS)
+        cache = Signal(DESCS_PER_FETCH * Descriptor.size)
+        cache_base = Signal(INDEX_BITS)
+        cache_count = Signal(range(DESCS_PER_FETCH + 1))
+        desc = Signal(Descriptor)
+        request = Signal(GpioRequest)
+        have = Signal(range(GPIO_REQUEST_SIZE + 1))  # request bytes gathered
+        writable_seen = Signal()
+        wlen = Signal(WLEN_BITS)
+        first_w = Signal(data.StructLayout({"valid": 1, "addr": aw, "len": 32, "next": INDEX_BITS,
+                                            "more": 1, "table": aw}))
+        need = Mux(q == QueueIndex.EVENTQ, IRQ_REQUEST_SIZE, GPIO_REQUEST_SIZE)
+
+        # -- the reply and the used element to publish ---------------------------------------
+        status = Signal(8)
+        reply_value = Signal(8)
+        reply_len = Signal(32)
+        names = Signal()  # the reply carries the names block
+        seg = Signal(data.StructLayout({"addr": aw, "len": 32, "next": INDEX_BITS, "more": 1}))
+        pos = Signal(32)  # reply bytes written
+        chunk = Signal(range(MAX_WRITE_BYTES + 1))
+        chunk_data = Signal(8 * MAX_WRITE_BYTES)
+        fill = Signal(range(MAX_WRITE_BYTES + 1))
+        push_q = Signal(range(NUM_QUEUES))
+        push_head = Signal(INDEX_BITS)
+        push_len = Signal(32)
+        push_addr = Signal(aw)  # where an eventq status byte goes
+        then = Signal(Continuation)
+        pqc = tr.queues[push_q]
+        push_used_idx = Cat(used_idx).word_select(push_q, INDEX_BITS)
+
+        # -- the DMA command helper ----------------------------------------------------------
+        issued = Signal()
+        abort = Signal()
+        in_use = Signal(NUM_QUEUES)
+        m.d.comb += [abort.eq(tr.reset | ~tr.live | (tr.restart & in_use).any()),
+                     dma.abort.eq(abort)]
+
+        def dma_op(kind, addr, length, wdata=0):
+            """Start a DMA command once in this state; true in the cycle it completes without
+            error. An error response is a device error (contract §6)."""
+            m.d.comb += [dma.addr.eq(addr), dma.length.eq(length), dma.wdata.eq(wdata)]
+            with m.If(~issued):
+                m.d.comb += getattr(dma, kind).eq(1)
+                m.d.sync += issued.eq(1)
+            with m.If(dma.done):
+                m.d.sync += issued.eq(0)
+                with m.If(dma.error):
+                    m.next = "ERROR"
+            return dma.done & ~dma.error
+
+        @contextmanager
+        def working(name):
+            """A state in which a device reset, the device leaving the live state or the queue in
+            use going away abandons the work (the DMA port lets a burst on the bus finish)."""
+            with m.State(name):
+                m.d.comb += in_use.eq((1 << q) | (1 << push_q))
+                yield
+                with m.If(abort):
+                    m.next = "ABORT"
+
+        def push(queue, head_, length, continuation):
+            """Publish a used element; an eventq status byte at ``push_addr`` goes first if
+            ``length`` is not 0 and ``queue`` is the eventq (its callers set it up)."""
+            m.d.sync += [push_q.eq(queue), push_head.eq(head_), push_len.eq(length),
+                         then.eq(continuation)]
+
+        def next_chain():
+            with m.If(pending != 0):
+                m.next = "POP"
+            with m.Else():
+                m.next = "AVAIL_IDX"
+
+        def follow_next(d):
+            """After descriptor ``d``: the end of the chain, or the next descriptor."""
+            with m.If(~d.flags[DescFlags.NEXT.bit_length() - 1]):
+                m.next = "CHAIN_DONE"
+            with m.Elif(d.next >= table_len):
+                m.next = "ERROR"
+            with m.Else():
+                m.d.sync += index.eq(d.next)
+                m.next = "FETCH"
+
+        def flag(d, f):
+            return d.flags[f.bit_length() - 1]
+
+        with m.FSM():
+            with m.State("IDLE"):
+                m.d.sync += issued.eq(0)
+                ready = Cat(qc_.ready for qc_ in tr.queues)
+                eventq_usable = tr.irq_negotiated & ready[QueueIndex.EVENTQ]
+                with m.If(tr.live & ~abort):
+                    with m.If(kick_pending[QueueIndex.REQUESTQ] & ready[QueueIndex.REQUESTQ]):
+                        m.d.sync += [q.eq(QueueIndex.REQUESTQ),
+                                     kick_pending[QueueIndex.REQUESTQ].eq(0)]
+                        m.next = "AVAIL_IDX"
+                    with m.Elif(eventq_usable & kick_pending[QueueIndex.EVENTQ]):
+                        m.d.sync += [q.eq(QueueIndex.EVENTQ), kick_pending[QueueIndex.EVENTQ].eq(0)]
+                        m.next = "AVAIL_IDX"
+                    with m.Elif(eventq_usable & ev.due):
+                        m.next = "EVENT_TAKE"
+
+            # -- avail side ------------------------------------------------------------------
+            with working("AVAIL_IDX"):
+                with m.If(dma_op("read", qc.driver + RING_IDX_OFFSET, RingIndex.sizeof())):
+                    new = (dma.rdata[:INDEX_BITS] - q_last_avail)[:INDEX_BITS]
+                    m.d.sync += pending.eq(new)
+                    with m.If(new > qc.num):
+                        m.next = "ERROR"  # avail.idx moved more than QueueNum ahead
+                    with m.Elif(new != 0):
+                        m.next = "POP"
+                    with m.Elif(tr.event_idx_negotiated
+                                & ~(published_valid.bit_select(q, 1)
+                                    & (Cat(published).word_select(q, INDEX_BITS) == q_last_avail))):
+                        m.next = "PUBLISH_AVAIL_EVENT"
+                    with m.Else():
+                        m.next = "IDLE"
+
+            with working("PUBLISH_AVAIL_EVENT"):
+                # EVENT_IDX: avail_event = the next index the device will read; then look again,
+                # in case the driver added a buffer just before it could see the new value.
+                addr = qc.device + RING_HEADER_SIZE + USED_ELEM_SIZE * qc.num
+                with m.If(dma_op("write", addr, RingIndex.sizeof(), q_last_avail)):
+                    for i in range(NUM_QUEUES):
+                        with m.If(q == i):
+                            m.d.sync += [published[i].eq(last_avail[i]), published_valid[i].eq(1)]
+                    m.next = "AVAIL_IDX"
+
+            with working("POP"):
+                slot = q_last_avail & (qc.num - 1)
+                with m.If(dma_op("read", qc.driver + RING_HEADER_SIZE + AVAIL_ENTRY_SIZE * slot,
+                                 RingIndex.sizeof())):
+                    chain_head = dma.rdata[:INDEX_BITS]
+                    for i in range(NUM_QUEUES):
+                        with m.If(q == i):
+                            m.d.sync += last_avail[i].eq(last_avail[i] + 1)
+                    m.d.sync += [
+                        pending.eq(pending - 1), head.eq(chain_head), push_q.eq(q),
+                        table.eq(qc.desc), table_len.eq(qc.num), in_indirect.eq(0),
+                        index.eq(chain_head), visited.eq(0), cache_count.eq(0),
+                        have.eq(0), request.eq(0), writable_seen.eq(0), wlen.eq(0), first_w.eq(0),
+                    ]
+                    with m.If(chain_head >= qc.num):
+                        m.next = "ERROR"
+                    with m.Else():
+                        m.next = "FETCH"
+
+            # -- the descriptor walk -----------------------------------------------------------
+            with working("FETCH"):
+                offset = (index - cache_base)[:INDEX_BITS]
+                hit = (cache_count != 0) & (index >= cache_base) & (offset < cache_count)
+                with m.If(visited >= table_len):
+                    m.next = "ERROR"  # longer than the table: a loop
+                with m.Elif(hit):
+                    m.d.sync += [desc.eq(cache.word_select(offset[:1], Descriptor.size)),
+                                 visited.eq(visited + 1)]
+                    m.next = "DECODE"
+                with m.Else():
+                    two = index + 1 < table_len
+                    with m.If(dma_op("read", table + DESC_SIZE * index,
+                                     Mux(two, DESCS_PER_FETCH * DESC_SIZE, DESC_SIZE))):
+                        m.d.sync += [cache.eq(dma.rdata), cache_base.eq(index),
+                                     cache_count.eq(Mux(two, DESCS_PER_FETCH, 1))]
+
+            with working("DECODE"):
+                beyond = desc.addr + desc.len > limit
+                with m.If(flag(desc, DescFlags.INDIRECT)):
+                    bad = (~tr.indirect_negotiated | in_indirect | flag(desc, DescFlags.NEXT)
+                           | (desc.len == 0) | (desc.len % DESC_SIZE != 0) | beyond)
+                    with m.If(bad):
+                        m.next = "ERROR"
+                    with m.Else():
+                        m.d.sync += [table.eq(desc.addr), table_len.eq(desc.len // DESC_SIZE),
+                                     in_indirect.eq(1), index.eq(0), visited.eq(0),
+                                     cache_count.eq(0)]
+                        m.next = "FETCH"
+                with m.Elif(beyond):
+                    m.next = "ERROR"
+                with m.Elif(flag(desc, DescFlags.WRITE)):
+                    total = wlen + desc.len
+                    m.d.sync += [writable_seen.eq(1),
+                                 wlen.eq(Mux(total[WLEN_BITS], (1 << WLEN_BITS) - 1, total))]
+                    with m.If(~first_w.valid & (desc.len != 0)):
+                        m.d.sync += [first_w.valid.eq(1), first_w.addr.eq(desc.addr),
+                                     first_w.len.eq(desc.len), first_w.next.eq(desc.next),
+                                     first_w.more.eq(flag(desc, DescFlags.NEXT)),
+                                     first_w.table.eq(table)]
+                    follow_next(desc)
+                with m.Elif(writable_seen):
+                    m.next = "ERROR"  # a readable descriptor after a writable one
+                with m.Elif((desc.len != 0) & (have < need)):
+                    m.next = "GATHER"
+                with m.Else():
+                    follow_next(desc)
+
+            with working("GATHER"):
+                want = need - have
+                n = Mux(desc.len < want, desc.len, want)
+                with m.If(dma_op("read", desc.addr, n)):
+                    mask = Cat((i < n).replicate(8) for i in range(GPIO_REQUEST_SIZE))
+                    m.d.sync += [request.eq(request.as_value()
+                                            | ((dma.rdata[:8 * GPIO_REQUEST_SIZE] & mask) << (have * 8))),
+                                 have.eq(have + n)]
+                    follow_next(desc)
+
+            with working("CHAIN_DONE"):
+                with m.If(q == QueueIndex.REQUESTQ):
+                    m.next = "REQUEST"
+                with m.Else():
+                    m.next = "EVENT_BUFFER"
+
+            # -- requestq: run the request, send the reply -------------------------------------
+            with working("REQUEST"):
+                is_names = request.type == MsgType.GET_LINE_NAMES
+                size = Mux(is_names, 1 + names_size, GPIO_REPLY_SIZE)
+                m.d.comb += [gr.type.eq(request.type), gr.gpio.eq(request.gpio),
+                             gr.value.eq(request.value), gr.irq_negotiated.eq(tr.irq_negotiated),
+                             ev.buffer_line.eq(request.gpio)]
+                m.d.sync += [pos.eq(0), seg.addr.eq(first_w.addr), seg.len.eq(first_w.len),
+                             seg.next.eq(first_w.next), seg.more.eq(first_w.more),
+                             status.eq(ReplyStatus.ERR), reply_value.eq(0), names.eq(0)]
+                m.next = "SCATTER"
+                with m.If(have < GPIO_REQUEST_SIZE):
+                    m.d.sync += reply_len.eq(Mux(wlen < GPIO_REPLY_SIZE, wlen, GPIO_REPLY_SIZE))
+                with m.Elif(wlen < size):  # the reply does not fit: what fits, as ERR
+                    m.d.sync += reply_len.eq(wlen)
+                with m.Elif(is_names):
+                    m.d.sync += reply_len.eq(size)
+                    if names_size:
+                        m.d.sync += [status.eq(ReplyStatus.OK), names.eq(1)]
+                with m.Else():
+                    m.d.comb += gr.execute.eq(1)
+                    m.d.sync += [reply_len.eq(GPIO_REPLY_SIZE),
+                                 status.eq(Mux(gr.ok, ReplyStatus.OK, ReplyStatus.ERR)),
+                                 reply_value.eq(gr.reply_value)]
+                    with m.If(gr.release):
+                        m.next = "RELEASE"
+
+            with working("RELEASE"):
+                # The line's held eventq buffer goes back INVALID before the request's reply.
+                m.d.sync += push_addr.eq(ev.buffer.addr)
+                push(QueueIndex.EVENTQ, ev.buffer.head, IRQ_REPLY_SIZE, Continuation.REPLY)
+                m.next = "EVENT_STATUS"
+
+            with working("SCATTER"):
+                left = reply_len - pos
+                n = Mux(left < MAX_WRITE_BYTES, left, MAX_WRITE_BYTES)
+                n = Mux(seg.len < n, seg.len, n)
+                m.d.sync += [chunk.eq(n), fill.eq(0)]
+                with m.If(left == 0):
+                    push(q, head, reply_len, Continuation.NEXT_CHAIN)
+                    m.next = "PUSH_ELEM"
+                with m.Elif(seg.len == 0):
+                    m.next = "SCATTER_NEXT"
+                with m.Elif(names if names_size else 0):
+                    if names_size:
+                        m.next = "NAMES_FILL"
+                with m.Else():
+                    reply = Cat(status, reply_value)
+                    m.d.sync += chunk_data.eq(Mux(pos == 0, reply, Mux(pos == 1, reply_value, 0)))
+                    m.next = "SCATTER_WRITE"
+
+            if names_size:
+                self._names_fill(m, pos, chunk, chunk_data, fill, status, working)
+
+            with working("SCATTER_WRITE"):
+                with m.If(dma_op("write", seg.addr, chunk, chunk_data)):
+                    m.d.sync += [pos.eq(pos + chunk), seg.addr.eq(seg.addr + chunk),
+                                 seg.len.eq(seg.len - chunk)]
+                    m.next = "SCATTER"
+
+            with working("SCATTER_NEXT"):
+                # The reply goes on in the next writable descriptor (validated by the walk).
+                with m.If(dma_op("read", first_w.table + DESC_SIZE * seg.next, DESC_SIZE)):
+                    d = data.View(Descriptor, dma.rdata[:Descriptor.size])
+                    m.d.sync += [seg.addr.eq(d.addr), seg.len.eq(d.len), seg.next.eq(d.next),
+                                 seg.more.eq(flag(d, DescFlags.NEXT))]
+                    m.next = "SCATTER"
+
+            # -- eventq: hold buffers, deliver events ------------------------------------------
+            with working("EVENT_BUFFER"):
+                m.d.comb += ev.line.eq(data.View(IrqRequest, request.as_value()[:IrqRequest.size]).gpio)
+                malformed = (have < IRQ_REQUEST_SIZE) | (wlen == 0)
+                with m.If(malformed | ~ev.acceptable):
+                    m.d.sync += push_addr.eq(first_w.addr)
+                    push(QueueIndex.EVENTQ, head, Mux(wlen == 0, 0, IRQ_REPLY_SIZE),
+                         Continuation.NEXT_CHAIN)
+                    with m.If(wlen == 0):
+                        m.next = "PUSH_ELEM"  # no writable byte: used.len 0, nothing written
+                    with m.Else():
+                        m.next = "EVENT_STATUS"
+                with m.Else():
+                    m.d.comb += [ev.hold.eq(1), ev.hold_buffer.head.eq(head),
+                                 ev.hold_buffer.addr.eq(first_w.addr)]
+                    next_chain()
+
+            with working("EVENT_TAKE"):
+                # The due vector may have changed since IDLE looked (a level went inactive).
+                with m.If(ev.due):
+                    m.d.comb += [ev.take.eq(1), ev.buffer_line.eq(ev.due_line)]
+                    m.next = "EVENT_TAKEN"
+                with m.Else():
+                    m.next = "IDLE"
+            with working("EVENT_TAKEN"):
+                m.d.sync += push_addr.eq(ev.buffer.addr)
+                push(QueueIndex.EVENTQ, ev.buffer.head, IRQ_REPLY_SIZE, Continuation.IDLE)
+                m.next = "EVENT_STATUS"
+
+            with working("EVENT_STATUS"):
+                # The eventq reply: one status byte, VALID only for a delivered event.
+                valid = then == Continuation.IDLE
+                with m.If(dma_op("write", push_addr, IRQ_REPLY_SIZE,
+                                 Mux(valid, IrqStatus.VALID, IrqStatus.INVALID))):
+                    m.next = "PUSH_ELEM"
+
+            # -- used ring -----------------------------------------------------------------------
+            with working("PUSH_ELEM"):
+                slot = push_used_idx & (pqc.num - 1)
+                elem = Signal(UsedElement)
+                m.d.comb += [elem.id.eq(push_head), elem.len.eq(push_len)]
+                with m.If(dma_op("write", pqc.device + RING_HEADER_SIZE + USED_ELEM_SIZE * slot,
+                                 USED_ELEM_SIZE, elem)):
+                    m.next = "PUSH_IDX"
+            with working("PUSH_IDX"):
+                with m.If(dma_op("write", pqc.device + RING_IDX_OFFSET, RingIndex.sizeof(),
+                                 (push_used_idx + 1)[:INDEX_BITS])):
+                    for i in range(NUM_QUEUES):
+                        with m.If(push_q == i):
+                            m.d.sync += used_idx[i].eq(used_idx[i] + 1)
+                    m.next = "PUSH_NOTIFY"
+            with working("PUSH_NOTIFY"):
+                # Notification suppression: used_event with EVENT_IDX, else avail.flags.
+                used_event_addr = pqc.driver + RING_HEADER_SIZE + AVAIL_ENTRY_SIZE * pqc.num
+                addr = Mux(tr.event_idx_negotiated, used_event_addr, pqc.driver)
+                with m.If(dma_op("read", addr, RingIndex.sizeof())):
+                    old = (push_used_idx - 1)[:INDEX_BITS]
+                    wanted = Mux(tr.event_idx_negotiated, dma.rdata[:INDEX_BITS] == old,
+                                 ~dma.rdata[AvailFlags.NO_INTERRUPT.bit_length() - 1])
+                    m.d.comb += tr.used_buffer.eq(wanted)
+                    with m.Switch(then):
+                        with m.Case(Continuation.NEXT_CHAIN):
+                            next_chain()
+                        with m.Case(Continuation.REPLY):
+                            m.next = "SCATTER"
+                        with m.Case(Continuation.IDLE):
+                            m.next = "IDLE"
+
+            with m.State("ERROR"):
+                m.d.comb += tr.device_error.eq(1)
+                m.next = "ABORT"
+            with m.State("ABORT"):
+                m.d.sync += issued.eq(0)
+                with m.If(~dma.busy):
+                    m.next = "IDLE"
+
+        # Queue state follows the register file (after the FSM: these win).
+        for i in range(NUM_QUEUES):
+            with m.If(tr.reset | tr.restart[i]):
+                m.d.sync += [last_avail[i].eq(0), used_idx[i].eq(0), published_valid[i].eq(0),
+                             kick_pending[i].eq(0)]
+            with m.If(tr.kick[i]):
+                m.d.sync += kick_pending[i].eq(1)
+        m.d.comb += ev.drop_all.eq(tr.restart[QueueIndex.EVENTQ])
+        return m
+
+    def _names_fill(self, m, pos, chunk, chunk_data, fill, status, working):
+        """Build a chunk of the names reply from the names ROM, one byte per two cycles (the
+        reply is sent once per probe; speed does not matter)."""
+        block = self.config.names_block
+        m.submodules.names = rom = Memory(shape=8, depth=len(block), init=list(block))
+        rd = rom.read_port()
+        byte = pos + fill  # reply byte index; byte 0 is the status, byte i >= 1 is block[i - 1]
+        m.d.comb += rd.addr.eq(byte - 1)
+        with working("NAMES_FILL"):
+            with m.If(fill == chunk):
+                m.next = "SCATTER_WRITE"
+            with m.Else():
+                m.next = "NAMES_BYTE"
+        with working("NAMES_BYTE"):
+            for i in range(MAX_WRITE_BYTES):
+                with m.If(fill == i):
+                    m.d.sync += chunk_data.word_select(i, 8).eq(Mux(byte == 0, status, rd.data))
+            m.d.sync += fill.eq(fill + 1)
+            m.next = "NAMES_FILL"
