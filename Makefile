@@ -6,7 +6,9 @@ VENV   := .venv
 VPY    := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: all env sim test clean
+.PHONY: all env sim test verilog lint clean
+
+ARGS ?=
 
 all: test
 
@@ -18,8 +20,17 @@ $(STAMP): pyproject.toml
 
 env: $(STAMP)
 
+# The Verilator conformance regression (ARGS='--config small --test NAME --waves --seed N').
 sim: $(STAMP)
-	$(VPY) -m virtio_gpio.cli sim
+	$(VPY) -m virtio_gpio.cli sim $(ARGS)
+
+# The device as one Verilog file (ARGS: --ngpio, --names, --dma-addr-width ...; see --help).
+verilog: $(STAMP)
+	$(VPY) -m virtio_gpio.cli verilog $(ARGS)
+
+# verilator --lint-only -Wall on that file, with the waivers of hdl/lint.vlt.
+lint: verilog
+	$(VPY) -m virtio_gpio.tb.lint build/virtio_gpio.v
 
 test: $(STAMP)
 	$(VPY) -m pytest

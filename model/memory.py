@@ -124,6 +124,34 @@ class DmaFirewall:
         self.violations.append(Violation(access, f"not inside any range granted for {perm.name}"))
         return False
 
+    def check_read_word(self, access: DmaAccess, word_bytes: int) -> bool:
+        """``check`` for a read that could only be made a whole bus word at a time.
+
+        AXI reads have no byte strobes, so a device that needs two bytes of a word reads all of it.
+        Such a read is accepted when it overlaps a READ grant and every bus word (``word_bytes``
+        wide, naturally aligned) it touches holds at least one byte of a READ grant; the other bytes
+        of those words come along for free. Violations are recorded like ``check`` does.
+        """
+        lo, hi = access.addr, access.addr + access.size
+        first_word, end_word = lo - lo % word_bytes, -(-hi // word_bytes) * word_bytes
+        readable = [g for g in self._overlapping(first_word, end_word - first_word)
+                    if g.perm & Perm.READ]
+        if not any(g.addr < hi and lo < g.addr + g.size for g in readable):
+            reason = "overlaps no range granted for READ"
+        else:
+            reason = next((f"bus word {w:#x} holds no byte granted for READ"
+                           for w in range(first_word, end_word, word_bytes)
+                           if not any(g.addr < w + word_bytes and w < g.addr + g.size for g in readable)),
+                          None)
+        if reason is None:
+            return True
+        self.violations.append(Violation(access, reason))
+        return False
+
+    def _overlapping(self, addr: int, size: int) -> list[Grant]:
+        ids = set().union(*(self._buckets.get(b, ()) for b in self._bucket_range(addr, size)))
+        return [g for g in map(self._grants.__getitem__, ids) if g.addr < addr + size and addr < g.addr + g.size]
+
 
 class GuestMemory:
     """Sparse byte-addressed memory of ``2**addr_width`` bytes, of which only mapped pages exist."""
@@ -228,16 +256,23 @@ class GuestMemory:
 
     # -- device (DMA) side -----------------------------------------------------------------
 
-    def _dma_response(self, kind: AccessKind, addr: int, size: int) -> BusResponse:
+    def dma_response(self, kind: AccessKind, addr: int, size: int) -> BusResponse:
+        """The response a device access would get, without logging or checking it: the first
+        injected error of that kind it overlaps, else DECERR if any byte is unmapped, else OKAY."""
         for lo, hi, k, response in self._errors:
             if (k is None or k is kind) and addr < hi and lo < addr + size:
                 return response
         return BusResponse.OKAY if self.is_mapped(addr, size) else BusResponse.DECERR
 
-    def _dma(self, kind: AccessKind, addr: int, size: int) -> DmaAccess:
-        access = DmaAccess(kind, addr, size, self._dma_response(kind, addr, size))
+    def record_dma(self, access: DmaAccess) -> None:
+        """Append a device access to ``dma_log`` (if ``log_dma``); for bus agents that move the data
+        themselves and check the firewall with the rule that fits their bus."""
         if self.log_dma:
             self.dma_log.append(access)
+
+    def _dma(self, kind: AccessKind, addr: int, size: int) -> DmaAccess:
+        access = DmaAccess(kind, addr, size, self.dma_response(kind, addr, size))
+        self.record_dma(access)
         self.firewall.check(access)
         if access.response is not BusResponse.OKAY:
             raise BusError(access)

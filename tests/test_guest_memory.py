@@ -4,7 +4,7 @@ for the failures they must catch, not only for the happy path."""
 import pytest
 
 from virtio_gpio.model.memory import (
-    AccessKind, BusError, BusResponse, GuestMemory, MemoryAccessError, Perm,
+    AccessKind, BusError, BusResponse, DmaAccess, DmaFirewall, GuestMemory, MemoryAccessError, Perm,
 )
 
 
@@ -83,3 +83,54 @@ def test_firewall_grant_spanning_many_buckets():
     assert mem.firewall.violations == []
     mem.firewall.revoke_owner("ring")
     assert mem.firewall.grants == []
+
+
+def test_dma_response_is_the_response_dma_would_get_without_side_effects():
+    mem = GuestMemory()
+    a = mem.alloc(64)
+    mem.inject_error(a + 16, 4, BusResponse.SLVERR, AccessKind.WRITE)
+    assert mem.dma_response(AccessKind.READ, a, 64) is BusResponse.OKAY
+    assert mem.dma_response(AccessKind.WRITE, a + 18, 8) is BusResponse.SLVERR
+    assert mem.dma_response(AccessKind.READ, a + mem.PAGE - 4, 8) is BusResponse.DECERR  # off the mapped page
+    assert mem.dma_log == [] and mem.firewall.violations == []
+
+
+def test_record_dma_logs_unless_logging_is_off():
+    mem = GuestMemory()
+    access = DmaAccess(AccessKind.READ, 0x10, 4, BusResponse.DECERR)
+    mem.record_dma(access)
+    mem.log_dma = False
+    mem.record_dma(access)
+    assert mem.dma_log == [access] and mem.firewall.violations == []
+
+
+def _read(addr, size):
+    return DmaAccess(AccessKind.READ, addr, size)
+
+
+@pytest.mark.parametrize("addr, size, ok", [
+    (0x103, 2, True),   # inside the grant
+    (0x100, 8, True),   # the whole word around the grant: the other bytes come along
+    (0x108, 8, True),   # the word holding the grant's last bytes
+    (0x100, 2, False),  # within a granted word but touches no granted byte
+    (0x108, 16, False),  # second word holds no granted byte
+    (0x0F8, 16, False),  # first word holds no granted byte
+    (0x110, 8, False),  # next word, nothing granted
+])
+def test_check_read_word_accepts_whole_words_around_read_grants(addr, size, ok):
+    fw = DmaFirewall()
+    fw.grant(0x103, 10, Perm.READ, "t")  # [0x103, 0x10d): bytes in words 0x100 and 0x108
+    assert fw.check_read_word(_read(addr, size), 8) is ok
+    assert len(fw.violations) == (not ok)
+    if not ok:
+        assert fw.violations[0].access == _read(addr, size)
+
+
+def test_check_read_word_ignores_write_only_grants_and_sees_grants_in_other_buckets():
+    fw = DmaFirewall()
+    fw.grant(0x100, 4, Perm.WRITE, "t")
+    assert not fw.check_read_word(_read(0x100, 4), 4)
+    fw.grant(0x13E, 2, Perm.READ, "t")  # ends exactly at a 64-byte bucket edge
+    assert fw.check_read_word(_read(0x13C, 8), 8) is False  # word 0x140 holds no granted byte
+    assert fw.check_read_word(_read(0x138, 8), 8)
+    assert len(fw.violations) == 2

@@ -1,41 +1,107 @@
-"""Command line: ``virtio-gpio sim`` (also ``python -m virtio_gpio.cli sim``)."""
+"""Command line (``python -m virtio_gpio.cli``):
+
+* ``sim``: the Verilator conformance regression of the RTL against the golden model;
+* ``verilog``: write the device as one Verilog file;
+* ``model``: the Linux driver model against the golden model alone (no simulator).
+"""
 
 import argparse
 import sys
+from pathlib import Path
 
 from .model.config import ConfigError, DeviceConfig
 from .model.scenario import DEMO_NAMES, print_summary, run_scenario
 
 
-def _sim(args: argparse.Namespace) -> int:
-    try:
-        names = DEMO_NAMES if args.ngpio == len(DEMO_NAMES) and not args.no_names else None
-        config = DeviceConfig(ngpio=args.ngpio, line_names=names, offer_irq=not args.no_irq,
-                              offer_indirect_desc=not args.no_indirect,
-                              offer_event_idx=not args.no_event_idx,
-                              dma_addr_width=args.dma_addr_width)
-    except ConfigError as e:
-        print(f"virtio-gpio sim: {e}", file=sys.stderr)
-        return 2
+def _config_from_args(args: argparse.Namespace) -> DeviceConfig:
+    names = None
+    if args.names:
+        names = DEMO_NAMES if args.ngpio == len(DEMO_NAMES) else tuple(f"gpio{i}" for i in range(args.ngpio))
+    return DeviceConfig(ngpio=args.ngpio, line_names=names, offer_irq=not args.no_irq,
+                        offer_indirect_desc=not args.no_indirect,
+                        offer_event_idx=not args.no_event_idx, queue_size_max=args.queue_size_max,
+                        dma_addr_width=args.dma_addr_width, dma_data_width=args.dma_data_width)
+
+
+def _add_config_options(p: argparse.ArgumentParser, names_default: bool) -> None:
+    p.add_argument("--ngpio", type=int, default=len(DEMO_NAMES), help="number of lines (default %(default)s)")
+    p.add_argument("--names", action=argparse.BooleanOptionalAction, default=names_default,
+                   help="line names (gpio_names_size > 0)")
+    p.add_argument("--no-irq", action="store_true", help="do not offer VIRTIO_GPIO_F_IRQ")
+    p.add_argument("--no-indirect", action="store_true", help="do not offer RING_INDIRECT_DESC")
+    p.add_argument("--no-event-idx", action="store_true", help="do not offer RING_EVENT_IDX")
+    p.add_argument("--queue-size-max", type=int, default=256)
+    p.add_argument("--dma-addr-width", type=int, default=32, choices=(32, 64))
+    p.add_argument("--dma-data-width", type=int, default=32, choices=(32, 64))
+
+
+def _model(args: argparse.Namespace) -> int:
+    config = _config_from_args(args)
     print(f"== golden model end-to-end scenario: {config}")
     result = run_scenario(config)
     print_summary(result)
     return 0 if result.passed else 1
 
 
+def _verilog(args: argparse.Namespace) -> int:
+    from .hdl.device import generate_verilog
+    config = _config_from_args(args)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(generate_verilog(config))
+    print(f"wrote {args.out} ({config})")
+    return 0
+
+
+def _sim(args: argparse.Namespace) -> int:
+    from .tb import configs, regression
+    names = args.config.split(",") if args.config else list(configs.REGRESSION)
+    unknown = [n for n in names if n not in configs.REGRESSION]
+    if unknown:
+        print(f"virtio-gpio sim: unknown configuration {', '.join(unknown)}; "
+              f"choose from {', '.join(configs.REGRESSION)}", file=sys.stderr)
+        return 2
+    outcomes = []
+    for name in names:
+        outcome = regression.run_config(name, configs.REGRESSION[name], testcase=args.test,
+                                        seed=args.seed, waves=args.waves)
+        outcomes.append(outcome)
+        print(f"   {len(outcome.tests)} tests, {len(outcome.failed)} failed, "
+              f"{outcome.run_seconds:.1f} s")
+    print()
+    print(regression.format_summary(outcomes))
+    failed = [o for o in outcomes if o.failed]
+    for o in failed:
+        print(f"FAILED in {o.name}: {', '.join(t.name for t in o.failed)}")
+        print("  " + regression.rerun_hint(o, args.seed))
+    for o in outcomes:
+        if o.waves_path:
+            print(f"waves: {o.waves_path}")
+    return 1 if failed else 0
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="virtio-gpio", description=__doc__)
+    parser = argparse.ArgumentParser(prog="virtio-gpio", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
-    sim = sub.add_parser("sim", help="run the Linux driver model against the golden model")
-    sim.add_argument("--ngpio", type=int, default=len(DEMO_NAMES), help="number of lines (default %(default)s)")
-    sim.add_argument("--no-names", action="store_true", help="no line names (gpio_names_size = 0)")
-    sim.add_argument("--no-irq", action="store_true", help="do not offer VIRTIO_GPIO_F_IRQ")
-    sim.add_argument("--no-indirect", action="store_true", help="do not offer RING_INDIRECT_DESC")
-    sim.add_argument("--no-event-idx", action="store_true", help="do not offer RING_EVENT_IDX")
-    sim.add_argument("--dma-addr-width", type=int, default=32, choices=(32, 64))
+    sim = sub.add_parser("sim", help="run the Verilator conformance regression")
+    sim.add_argument("--config", help="comma-separated regression configurations (default: all)")
+    sim.add_argument("--test", help="run only this cocotb test (its function name)")
+    sim.add_argument("--seed", type=int, default=1, help="random seed (default %(default)s)")
+    sim.add_argument("--waves", action="store_true", help="write an FST waveform per configuration")
     sim.set_defaults(func=_sim)
+    verilog = sub.add_parser("verilog", help="write the device as a Verilog file")
+    _add_config_options(verilog, names_default=False)
+    verilog.add_argument("--out", type=Path, default=Path("build/virtio_gpio.v"))
+    verilog.set_defaults(func=_verilog)
+    model = sub.add_parser("model", help="run the Linux driver model against the golden model")
+    _add_config_options(model, names_default=True)
+    model.set_defaults(func=_model)
     args = parser.parse_args(argv)
-    return args.func(args)
+    try:
+        return args.func(args)
+    except ConfigError as e:
+        print(f"virtio-gpio {args.command}: {e}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

@@ -1,0 +1,299 @@
+"""AXI4 subordinate backed by ``GuestMemory``: the guest RAM the DUT's DMA port reads and writes.
+
+Why it exists: the device under test may only touch what the driver handed over (device contract
+§5), must cope with a slow or erroring memory, and must follow the AXI rules. So this memory logs
+every access to ``memory.dma_log``, checks it against ``memory.firewall``, answers injected errors
+and unmapped bytes with SLVERR/DECERR, stalls at random (seeded, so a failing run can be replayed)
+and records every AXI rule the DUT breaks in ``protocol_errors``, still answering so that a DUT
+with a protocol bug fails a test rather than hanging it.
+
+Behaviour, per the AMBA AXI4 spec where it has a say:
+
+* INCR bursts of 1..256 beats, AxSIZE up to the bus width; the first beat of a burst starts at
+  AxADDR, later beats at AxSIZE-aligned addresses. Several bursts may be outstanding on each side;
+  W beats may arrive before their AW. Reads are served in order, ``read_latency`` cycles after the
+  AR handshake at the earliest (1: RVALID in the cycle after it).
+* A burst whose bytes overlap an injected error or unmapped memory gets that response on every R
+  beat, or on B; an erroring write burst writes nothing.
+* Writes: only strobed bytes within the beat's active lanes are written; each contiguous run of them
+  is one logged, firewall-checked access. Reads: one logged access per beat, covering the bytes the
+  beat carries (the whole lane range of a full-width beat, clipped at the burst's start address),
+  checked with ``DmaFirewall.check_read_word`` (``firewall_reads="word"``: a read may take the
+  rest of a bus word around granted bytes, since AXI reads have no strobes) or byte-exactly with
+  ``DmaFirewall.check`` (``"exact"``). Violations do not stop the memory.
+* Stalls: with probability ``stall_probability`` per cycle, each of ARREADY, AWREADY and WREADY is
+  low, and a pending R beat or B response waits a cycle before its VALID rises (a VALID, once high,
+  stays high until its handshake).
+"""
+
+import random
+from collections import deque
+from dataclasses import dataclass
+
+import cocotb
+from cocotb.simtime import get_sim_time
+from cocotb.triggers import RisingEdge
+from cocotb_bus.bus import Bus
+
+from virtio_gpio.hdl.axi import BURST_INCR, RESP_DECERR, RESP_OKAY, RESP_SLVERR
+from virtio_gpio.model.memory import AccessKind, BusResponse, DmaAccess, GuestMemory
+
+PAGE_4K = 4096  # AXI: no burst may cross a 4 KiB boundary
+RESP_CODES = {BusResponse.OKAY: RESP_OKAY, BusResponse.SLVERR: RESP_SLVERR, BusResponse.DECERR: RESP_DECERR}
+FIREWALL_READ_RULES = ("word", "exact")
+
+_SIGNALS = ["araddr", "arlen", "arsize", "arburst", "arvalid", "arready",
+            "rdata", "rresp", "rlast", "rvalid", "rready",
+            "awaddr", "awlen", "awsize", "awburst", "awvalid", "awready",
+            "wdata", "wstrb", "wlast", "wvalid", "wready", "bresp", "bvalid", "bready"]
+
+
+@dataclass(frozen=True)
+class Burst:
+    addr: int
+    beats: int
+    size: int            # bytes per beat
+    response: BusResponse
+
+    @property
+    def aligned(self) -> int:
+        return self.addr - self.addr % self.size
+
+    @property
+    def end(self) -> int:
+        return self.aligned + self.beats * self.size
+
+    def beat_range(self, beat: int) -> tuple[int, int]:
+        """The bytes beat ``beat`` carries: ``[lo, hi)``, always inside one bus word."""
+        lo = self.addr if beat == 0 else self.aligned + beat * self.size
+        return lo, self.aligned + (beat + 1) * self.size
+
+
+class _Hold:
+    """AXI: once a VALID is high it stays high, with its payload unchanged, until READY. Remembers
+    what a stalled channel offered so that the next cycle can be compared with it."""
+
+    def __init__(self, name: str, payload, error):
+        self._name, self._payload, self._error = name, payload, error
+        self._offered = None
+
+    def step(self, valid: bool, ready: bool) -> None:
+        if self._offered is not None:
+            if not valid:
+                self._error(f"{self._name}VALID dropped before {self._name}READY")
+            elif self._payload() != self._offered:
+                self._error(f"{self._name} payload changed while waiting for {self._name}READY")
+        self._offered = self._payload() if valid and not ready else None
+
+
+class AxiMemory:
+    """Construct after the clock is running; serves from then on (two coroutines, reads and writes).
+
+    ``busy`` is True while a burst is queued or in flight; ``last_activity_cycle`` is the last cycle
+    (``cycle`` counts clock edges from construction) in which a VALID was high or a burst was
+    pending, so a test can wait for the DMA port to be idle for N cycles. ``read_bursts`` and
+    ``write_bursts`` count address handshakes, ``read_beats``/``write_beats`` data handshakes;
+    ``peak_reads``/``peak_writes`` are the most bursts outstanding at once (address accepted, last R
+    beat or B not yet sent).
+    """
+
+    def __init__(self, dut, prefix: str, clock, memory: GuestMemory, *, seed, read_latency: int = 1,
+                 stall_probability: float = 0.0, firewall_reads: str = "word"):
+        if read_latency < 1:
+            raise ValueError(f"read_latency must be at least 1 cycle, not {read_latency}")
+        if not 0.0 <= stall_probability < 1.0:
+            raise ValueError(f"stall_probability must be in [0, 1), not {stall_probability}")
+        if firewall_reads not in FIREWALL_READ_RULES:
+            raise ValueError(f"firewall_reads must be one of {FIREWALL_READ_RULES}, not {firewall_reads!r}")
+        self.bus = Bus(dut, prefix, _SIGNALS, case_insensitive=False)
+        self.clock, self.memory = clock, memory
+        self.read_latency, self.stall_probability = read_latency, stall_probability
+        self.firewall_reads = firewall_reads
+        self.word_bytes = len(self.bus.wdata) // 8
+        seeds = random.Random(seed)  # one stream per side, so one side's traffic never shifts the other's
+        self._read_rng, self._write_rng = random.Random(seeds.getrandbits(64)), random.Random(seeds.getrandbits(64))
+
+        self.protocol_errors: list[str] = []
+        self.read_bursts = self.read_beats = self.write_bursts = self.write_beats = 0
+        self.peak_reads = self.peak_writes = 0
+        self.cycle = 0
+        self._read_activity = self._write_activity = -1
+        self._reads: deque[tuple[int, Burst]] = deque()  # (first cycle its data may go out, burst)
+        self._writes: deque[Burst] = deque()             # AW accepted, data not complete
+        self._w_beats: deque[tuple[int, int, bool]] = deque()  # (WDATA, WSTRB, WLAST) awaiting an AW
+        self._w_beat = 0                                 # beats of _writes[0] consumed so far
+        self._responses: deque[BusResponse] = deque()    # B responses to send
+
+        self._idle()
+        self._tasks = [cocotb.start_soon(self._serve_reads()), cocotb.start_soon(self._serve_writes())]
+
+    def _idle(self) -> None:
+        b = self.bus
+        for signal in (b.arready, b.rvalid, b.awready, b.wready, b.bvalid):
+            signal.value = 0
+
+    def stop(self) -> None:
+        """Stop serving and leave the channels idle (say, to put another memory on the port)."""
+        for task in self._tasks:
+            task.cancel()
+        self._idle()
+
+    @property
+    def busy(self) -> bool:
+        return bool(self._reads or self._writes or self._w_beats or self._responses)
+
+    @property
+    def last_activity_cycle(self) -> int:
+        return max(self._read_activity, self._write_activity)
+
+    def _error(self, message: str) -> None:
+        # stamped with simulation time, the coordinate a waveform viewer shows
+        self.protocol_errors.append(f"{get_sim_time('ns'):.0f} ns: {message}")
+
+    def _stall(self, rng: random.Random) -> bool:
+        return self.stall_probability > 0 and rng.random() < self.stall_probability
+
+    def _accept(self, kind: AccessKind, channel: str, addr, length, size, burst) -> Burst:
+        """A burst from its address-channel payload, with the AXI rules on it checked."""
+        addr, beats, size_code, burst_code = int(addr.value), int(length.value) + 1, int(size.value), int(burst.value)
+        where = f"{channel} {addr:#x}"
+        if burst_code != BURST_INCR:
+            self._error(f"{where}: {channel}BURST={burst_code:#04b}, only INCR is supported (served as INCR)")
+        nbytes = 1 << size_code
+        if nbytes > self.word_bytes:
+            self._error(f"{where}: {channel}SIZE={size_code} ({nbytes} bytes) is wider than the "
+                        f"{self.word_bytes}-byte bus (served as full width)")
+            nbytes = self.word_bytes
+        shape = Burst(addr, beats, nbytes, BusResponse.OKAY)
+        if shape.addr // PAGE_4K != (shape.end - 1) // PAGE_4K:
+            self._error(f"{where}: {beats} beats of {nbytes} bytes cross a 4 KiB boundary")
+        response = self.memory.dma_response(kind, addr, shape.end - addr)
+        return Burst(addr, beats, nbytes, response)
+
+    # -- reads -----------------------------------------------------------------------------
+
+    def _read_beat(self, burst: Burst, beat: int) -> int:
+        lo, hi = burst.beat_range(beat)
+        access = DmaAccess(AccessKind.READ, lo, hi - lo, burst.response)
+        self.memory.record_dma(access)
+        if self.firewall_reads == "word":
+            self.memory.firewall.check_read_word(access, self.word_bytes)
+        else:
+            self.memory.firewall.check(access)
+        if burst.response is not BusResponse.OKAY:
+            return 0
+        return int.from_bytes(self.memory.read(lo, hi - lo), "little") << (8 * (lo % self.word_bytes))
+
+    async def _serve_reads(self) -> None:
+        b = self.bus
+        rng = self._read_rng
+        hold = _Hold("AR", lambda: (int(b.araddr.value), int(b.arlen.value), int(b.arsize.value),
+                                    int(b.arburst.value)), self._error)
+        arready = rvalid = False   # what this side drives in the cycle ending at the next edge
+        beat = 0                   # beat of _reads[0] on (or next for) the R channel
+        while True:
+            await RisingEdge(self.clock)
+            self.cycle += 1
+            arvalid = bool(b.arvalid.value)
+            hold.step(arvalid, arready)
+            if arvalid and arready:
+                burst = self._accept(AccessKind.READ, "AR", b.araddr, b.arlen, b.arsize, b.arburst)
+                self._reads.append((self.cycle + self.read_latency - 1, burst))
+                self.read_bursts += 1
+                self.peak_reads = max(self.peak_reads, len(self._reads))
+            if rvalid and b.rready.value:
+                rvalid = False
+                self.read_beats += 1
+                beat += 1
+                if beat == self._reads[0][1].beats:
+                    self._reads.popleft()
+                    beat = 0
+            if not rvalid and self._reads and self.cycle >= self._reads[0][0] and not self._stall(rng):
+                burst = self._reads[0][1]
+                rvalid = True
+                b.rdata.value = self._read_beat(burst, beat)
+                b.rresp.value = RESP_CODES[burst.response]
+                b.rlast.value = beat == burst.beats - 1
+            b.rvalid.value = rvalid
+            arready = not self._stall(rng)
+            b.arready.value = arready
+            if arvalid or self._reads:
+                self._read_activity = self.cycle
+
+    # -- writes ----------------------------------------------------------------------------
+
+    def _write_beat(self, burst: Burst, beat: int, data: int, strobes: int) -> None:
+        lo, hi = burst.beat_range(beat)
+        base = lo - lo % self.word_bytes
+        active = ((1 << (hi - lo)) - 1) << (lo - base)
+        if strobes & ~active:
+            self._error(f"W beat {beat} of the burst at {burst.addr:#x}: WSTRB={strobes:#x} strobes bytes "
+                        f"outside the beat's lanes [{lo:#x}, {hi:#x}) (not written)")
+        strobes &= active
+        raw = data.to_bytes(self.word_bytes, "little")
+        lane = 0
+        while strobes >> lane:
+            if not strobes >> lane & 1:
+                lane += 1
+                continue
+            end = lane
+            while strobes >> end & 1:
+                end += 1
+            access = DmaAccess(AccessKind.WRITE, base + lane, end - lane, burst.response)
+            self.memory.record_dma(access)
+            self.memory.firewall.check(access)
+            if burst.response is BusResponse.OKAY:
+                self.memory.write(base + lane, raw[lane:end])
+            lane = end
+
+    def _pair_write_data(self) -> None:
+        """Apply buffered W beats to the oldest AW burst; a burst ends at its last beat by AWLEN or
+        at WLAST, whichever comes first (so a DUT that is wrong about either still gets its B)."""
+        while self._writes and self._w_beats:
+            burst = self._writes[0]
+            data, strobes, wlast = self._w_beats.popleft()
+            self._write_beat(burst, self._w_beat, data, strobes)
+            final = self._w_beat == burst.beats - 1
+            if wlast != final:
+                self._error(f"W beat {self._w_beat} of the {burst.beats}-beat burst at {burst.addr:#x}: "
+                            f"WLAST={int(wlast)}")
+            self._w_beat += 1
+            if final or wlast:
+                self._writes.popleft()
+                self._w_beat = 0
+                self._responses.append(burst.response)
+
+    async def _serve_writes(self) -> None:
+        b = self.bus
+        rng = self._write_rng
+        errors = self._error
+        aw_hold = _Hold("AW", lambda: (int(b.awaddr.value), int(b.awlen.value), int(b.awsize.value),
+                                       int(b.awburst.value)), errors)
+        w_hold = _Hold("W", lambda: (int(b.wdata.value), int(b.wstrb.value), int(b.wlast.value)), errors)
+        awready = wready = bvalid = False
+        cycle = 0  # counts the same edges as the read side's self.cycle
+        while True:
+            await RisingEdge(self.clock)
+            cycle += 1
+            awvalid, wvalid = bool(b.awvalid.value), bool(b.wvalid.value)
+            aw_hold.step(awvalid, awready)
+            w_hold.step(wvalid, wready)
+            if awvalid and awready:
+                self._writes.append(self._accept(AccessKind.WRITE, "AW", b.awaddr, b.awlen, b.awsize, b.awburst))
+                self.write_bursts += 1
+                self.peak_writes = max(self.peak_writes, len(self._writes) + len(self._responses))
+            if wvalid and wready:
+                self._w_beats.append((int(b.wdata.value), int(b.wstrb.value), bool(b.wlast.value)))
+                self.write_beats += 1
+            self._pair_write_data()
+            if bvalid and b.bready.value:
+                bvalid = False
+                self._responses.popleft()
+            if not bvalid and self._responses and not self._stall(rng):
+                bvalid = True
+                b.bresp.value = RESP_CODES[self._responses[0]]
+            b.bvalid.value = bvalid
+            awready, wready = not self._stall(rng), not self._stall(rng)
+            b.awready.value, b.wready.value = awready, wready
+            if awvalid or wvalid or self._writes or self._w_beats or self._responses:
+                self._write_activity = cycle

@@ -1,0 +1,252 @@
+"""Queue bring-up rules, malformed rings, bus errors and reset with work in flight (contract
+§4-§6). Every device error must end in DEVICE_NEEDS_RESET with nothing written after the fault;
+the scoreboard checks that the RTL's memory, registers and irq line match the model's throughout,
+and the firewall that nothing outside the granted buffers was touched."""
+
+import os
+
+from virtio_gpio.model.constants import (
+    DescFlags, DeviceStatus, InterruptStatus, IrqType, MsgType, QueueIndex,
+)
+from virtio_gpio.model.driver.linux_gpio import LINUX_KNOWN_FEATURES, DriverTimeout
+from virtio_gpio.model.layouts import DESC_SIZE, GPIO_REQUEST_PACKER, Reg, RING_IDX_OFFSET
+from virtio_gpio.model.memory import AccessKind, BusResponse, Perm
+
+from ..env import DeviceEnv
+from ..requirements import conformance_test
+
+NEXT, WRITE, INDIRECT = int(DescFlags.NEXT), int(DescFlags.WRITE), int(DescFlags.INDIRECT)
+TIMEOUT_STEPS = 40
+LONG_ENV = "VIRTIO_GPIO_LONG"
+
+
+def expect_needs_reset(env: DeviceEnv) -> None:
+    t = env.transport
+    assert t.read(Reg.STATUS) & DeviceStatus.DEVICE_NEEDS_RESET, "no DEVICE_NEEDS_RESET"
+    assert t.read(Reg.INTERRUPT_STATUS) & InterruptStatus.CONFIG_CHANGE
+
+
+def hand_chain(env: DeviceEnv, drv, build) -> None:
+    """Publish a chain written by ``build(vq, mem, grant)`` on the requestq and notify."""
+    vq = drv.vqs[QueueIndex.REQUESTQ]
+    mem = env.memory
+
+    def grant(addr, size, perm):
+        mem.firewall.grant(addr, size, perm, owner="test")
+    head = build(vq, mem, grant)
+    vq.publish(head)
+    env.transport.write(Reg.QUEUE_NOTIFY, QueueIndex.REQUESTQ)
+
+
+def buffers(mem, grant):
+    req = mem.alloc(8, 64)
+    mem.write(req, GPIO_REQUEST_PACKER.pack(MsgType.GET_VALUE, 0, 0))
+    res = mem.alloc(2, 64)
+    grant(req, 8, Perm.READ)
+    grant(res, 2, Perm.WRITE)
+    return req, res
+
+
+def table(mem, grant, entries):
+    addr = mem.alloc(DESC_SIZE * len(entries), DESC_SIZE)
+    for i, (a, n, flags, nxt) in enumerate(entries):
+        mem.write(addr + DESC_SIZE * i, a.to_bytes(8, "little") + n.to_bytes(4, "little")
+                  + flags.to_bytes(2, "little") + nxt.to_bytes(2, "little"))
+    grant(addr, DESC_SIZE * len(entries), Perm.READ)
+    return addr
+
+
+def malformed_chains():
+    """(name, build) pairs: each build writes descriptors into the requestq and returns a head."""
+    def loop(vq, mem, grant):
+        req, res = buffers(mem, grant)
+        vq.write_desc(vq.desc_addr, 0, req, 8, NEXT, 1)
+        vq.write_desc(vq.desc_addr, 1, req, 8, NEXT, 0)
+        return 0
+
+    def next_beyond_num(vq, mem, grant):
+        req, _ = buffers(mem, grant)
+        vq.write_desc(vq.desc_addr, 0, req, 8, NEXT, vq.num)
+        return 0
+
+    def head_beyond_num(vq, mem, grant):
+        return vq.num
+
+    def readable_after_writable(vq, mem, grant):
+        req, res = buffers(mem, grant)
+        vq.write_desc(vq.desc_addr, 0, res, 2, WRITE | NEXT, 1)
+        vq.write_desc(vq.desc_addr, 1, req, 8, 0, 0)
+        return 0
+
+    def indirect_with_next(vq, mem, grant):
+        req, res = buffers(mem, grant)
+        t = table(mem, grant, [(req, 8, NEXT, 1), (res, 2, WRITE, 0)])
+        vq.write_desc(vq.desc_addr, 0, t, 32, INDIRECT | NEXT, 1)
+        return 0
+
+    def nested_indirect(vq, mem, grant):
+        req, res = buffers(mem, grant)
+        inner = table(mem, grant, [(req, 8, NEXT, 1), (res, 2, WRITE, 0)])
+        outer = table(mem, grant, [(inner, 32, INDIRECT, 0)])
+        vq.write_desc(vq.desc_addr, 0, outer, 16, INDIRECT, 0)
+        return 0
+
+    def indirect_bad_length(vq, mem, grant):
+        req, res = buffers(mem, grant)
+        t = table(mem, grant, [(req, 8, NEXT, 1), (res, 2, WRITE, 0)])
+        vq.write_desc(vq.desc_addr, 0, t, 17, INDIRECT, 0)
+        return 0
+
+    def indirect_empty(vq, mem, grant):
+        vq.write_desc(vq.desc_addr, 0, mem.alloc(16, 16), 0, INDIRECT, 0)
+        return 0
+
+    def indirect_loop(vq, mem, grant):
+        req, res = buffers(mem, grant)
+        t = table(mem, grant, [(req, 8, NEXT, 1), (req, 8, NEXT, 0)])
+        vq.write_desc(vq.desc_addr, 0, t, 32, INDIRECT, 0)
+        return 0
+
+    def buffer_beyond_dma_space(vq, mem, grant):
+        _, res = buffers(mem, grant)
+        vq.write_desc(vq.desc_addr, 0, (1 << 64) - 4, 8, NEXT, 1)
+        vq.write_desc(vq.desc_addr, 1, res, 2, WRITE, 0)
+        return 0
+
+    return [(f.__name__, f) for f in (loop, next_beyond_num, head_beyond_num,
+                                      readable_after_writable, indirect_with_next, nested_indirect,
+                                      indirect_bad_length, indirect_empty, indirect_loop,
+                                      buffer_beyond_dma_space)]
+
+
+@conformance_test("VQ-2", "VQ-3", "GEN-4", "C-5", "C-6")
+async def malformed_chains_end_in_device_needs_reset(dut):
+    env = await DeviceEnv.start(dut, stall_probability=0.2)
+    for name, build in malformed_chains():
+        if "indirect" in name and not env.config.offer_indirect_desc:
+            continue
+        drv = env.driver(timeout_steps=TIMEOUT_STEPS)
+
+        def scenario():
+            drv.probe()
+            hand_chain(env, drv, build)
+            expect_needs_reset(env)
+            # Nothing more happens: a valid request and notifies get no answer.
+            p = drv.submit(MsgType.GET_DIRECTION, 0)
+            try:
+                drv.wait(p)
+            except DriverTimeout:
+                pass
+            else:
+                raise AssertionError("the device answered after a device error")
+            for vq in drv.vqs:
+                vq.release()
+        env.dut._log.info("malformed chain: %s", name)
+        await env.run(scenario)
+
+
+@conformance_test("VQ-13", "C-5", "C-6")
+async def avail_index_jumping_past_queue_size_is_an_error(dut):
+    env = await DeviceEnv.start(dut)
+    drv = env.driver()
+
+    def scenario():
+        drv.probe()
+        vq = drv.vqs[QueueIndex.REQUESTQ]
+        env.memory.write_u16(vq.avail_addr + RING_IDX_OFFSET, vq.num + 1)
+        env.transport.write(Reg.QUEUE_NOTIFY, QueueIndex.REQUESTQ)
+        expect_needs_reset(env)
+    await env.run(scenario)
+
+
+@conformance_test("GEN-4", "C-6")
+async def bus_errors_on_every_kind_of_access(dut):
+    """SLVERR or DECERR on the avail ring, the descriptor table, the request, the reply, the used
+    ring: each ends in DEVICE_NEEDS_RESET (the firewall would flag any access after it)."""
+    env = await DeviceEnv.start(dut, stall_probability=0.1)
+    targets = ("avail", "desc", "request", "reply", "used")
+    for i, target in enumerate(targets):
+        response = (BusResponse.SLVERR, BusResponse.DECERR)[i % 2]
+        drv = env.driver(features=LINUX_KNOWN_FEATURES & ~(1 << 28), timeout_steps=TIMEOUT_STEPS)
+
+        def scenario():
+            drv.probe()
+            vq = drv.vqs[QueueIndex.REQUESTQ]
+            line = drv.lines[0]
+            where = {"avail": (vq.avail_addr, 4, AccessKind.READ),
+                     "desc": (vq.desc_addr, DESC_SIZE * vq.num, AccessKind.READ),
+                     "request": (line.req, 8, AccessKind.READ),
+                     "reply": (line.res, 2, AccessKind.WRITE),
+                     "used": (vq.used_addr, 8 + 8 * vq.num, AccessKind.WRITE)}[target]
+            addr, size, kind = where
+            env.memory.inject_error(addr, size, response, kind)
+            p = drv.submit(MsgType.GET_DIRECTION, 0)
+            try:
+                drv.wait(p)
+            except DriverTimeout:
+                pass
+            expect_needs_reset(env)
+            env.memory.clear_errors()
+            for q in drv.vqs:
+                q.release()
+        env.dut._log.info("bus error on %s", target)
+        await env.run(scenario)
+
+
+@conformance_test("GEN-1", "MMIO-7", "C-4")
+async def no_ring_access_before_driver_ok_or_queue_ready(dut):
+    env = await DeviceEnv.start(dut)
+    drv = env.driver()
+
+    def scenario():
+        drv.probe()
+        t = env.transport
+        vq = drv.vqs[QueueIndex.REQUESTQ]
+        t.write(Reg.STATUS, 0)  # reset: QueueReady 0, no DRIVER_OK
+        start = len(env.memory.dma_log)
+        req, res = drv.lines[0].req, drv.lines[0].res
+        vq.add([(req, 8)], [(res, 2)], "early")
+        t.write(Reg.QUEUE_NOTIFY, QueueIndex.REQUESTQ)
+        drv.poll(lambda: True)
+        assert env.memory.dma_log[start:] == [], "DMA before the queue was set up"
+    await env.run(scenario)
+
+
+@conformance_test("GEN-3", "C-4")
+async def reset_with_requests_and_event_buffers_in_flight(dut):
+    env = await DeviceEnv.start(dut, stall_probability=0.3, read_latency=8)
+    drv = env.driver(timeout_steps=TIMEOUT_STEPS)
+
+    def scenario():
+        drv.probe()
+        if env.config.offer_irq:
+            drv.request_irq(1, IrqType.EDGE_RISING)  # its buffer is now held by the device
+        for i in range(6):
+            drv.submit(MsgType.GET_DIRECTION, i % env.config.ngpio, req=env.memory.alloc(8, 64),
+                       res=env.memory.alloc(2, 64), kick=False)
+        drv.kick()
+        env.transport.write(Reg.STATUS, 0)  # in the middle of the work
+        assert env.transport.read(Reg.STATUS) == 0
+        start = len(env.memory.dma_log)
+        env.set_input_blocking(1, 1)
+        drv.poll(lambda: True)
+        assert [a for a in env.memory.dma_log[start:]] == [], "DMA after reset"
+    await env.run(scenario)
+
+
+@conformance_test("VQ-14", "C-5", skip=os.environ.get(LONG_ENV) != "1")
+async def index_wrap_after_65536_requests(dut):
+    """Free-running 16-bit indices across the 65535 -> 0 wrap, 64 requests per notify. Long: runs
+    only with VIRTIO_GPIO_LONG=1."""
+    env = await DeviceEnv.start(dut)
+    drv = env.driver(queue_size=64)
+
+    def scenario():
+        drv.probe()
+        for _ in range((1 << 16) // 64 + 2):
+            pendings = [drv.submit(MsgType.GET_DIRECTION, i % env.config.ngpio,
+                                   req=drv.lines[i % env.config.ngpio].req,
+                                   res=env.memory.alloc(2, 2), kick=False) for i in range(64)]
+            drv.kick()
+            drv.wait(*pendings)
+    await env.run(scenario)

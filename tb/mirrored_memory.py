@@ -1,0 +1,55 @@
+"""Guest memory as the driver sees it, mirrored into a second copy for the golden model.
+
+The driver model writes rings and buffers into the memory the RTL reads over AXI; the golden model
+running beside it needs the same bytes in its own copy, so that each side's DMA writes land in its
+own memory and the two can be compared byte for byte. Both copies share one DMA firewall (the
+driver's grants) and the same injected bus errors.
+"""
+
+from virtio_gpio.model.memory import AccessKind, BusResponse, GuestMemory
+
+
+class MirroredMemory(GuestMemory):
+    """The RTL's memory; ``shadow`` is the golden model's. Driver-side writes go to both."""
+
+    def __init__(self, addr_width: int):
+        super().__init__(addr_width)
+        self.shadow = GuestMemory(addr_width)
+        self.shadow.firewall = self.firewall
+
+    def map(self, addr: int, size: int) -> None:
+        super().map(addr, size)
+        self.shadow.map(addr, size)
+
+    def write(self, addr: int, data: bytes) -> None:
+        super().write(addr, data)
+        self.shadow.write(addr, data)
+
+    def inject_error(self, addr: int, size: int, response: BusResponse = BusResponse.SLVERR,
+                     kind: AccessKind | None = None) -> None:
+        super().inject_error(addr, size, response, kind)
+        self.shadow.inject_error(addr, size, response, kind)
+
+    def clear_errors(self) -> None:
+        super().clear_errors()
+        self.shadow.clear_errors()
+
+    def differences(self, limit: int = 8) -> list[str]:
+        """Byte ranges where the RTL's memory and the model's differ (at most ``limit``)."""
+        found = []
+        for page, rtl in sorted(self._pages.items()):
+            model = self.shadow._pages[page]
+            if rtl == model:
+                continue
+            base = page * self.PAGE
+            i = 0
+            while i < self.PAGE and len(found) < limit:
+                if rtl[i] != model[i]:
+                    j = i
+                    while j < self.PAGE and rtl[j] != model[j]:
+                        j += 1
+                    found.append(f"[{base + i:#x}, +{j - i}): RTL {bytes(rtl[i:j]).hex()} "
+                                 f"model {bytes(model[i:j]).hex()}")
+                    i = j
+                i += 1
+        return found

@@ -1,0 +1,124 @@
+"""The Verilator conformance regression: for each device configuration, generate the Verilog,
+build it (cached), run every conformance module in one simulator process, and report.
+
+Used by ``make sim`` (through ``virtio_gpio.cli sim``) and by the pytest entry point.
+"""
+
+import importlib
+import os
+import time
+import xml.etree.ElementTree as ET
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from virtio_gpio.hdl.device import TOP_MODULE_NAME, generate_verilog
+from virtio_gpio.model.config import DeviceConfig
+
+from . import configs
+from .conformance import MODULES
+from .env import CLOCK_PERIOD_NS, SEED_ENV
+from .requirements import COVERAGE
+from .verilator_build import build, run
+
+DEFAULT_BUILD_DIR = Path("build") / "sim"
+PACKAGE = "virtio_gpio.tb.conformance"
+
+
+@dataclass
+class TestOutcome:
+    name: str  # module.test
+    status: str  # "pass", "FAIL", "skip"
+    cycles: int
+    seconds: float
+    requirements: tuple[str, ...]
+
+
+@dataclass
+class ConfigOutcome:
+    name: str
+    config: DeviceConfig
+    tests: list[TestOutcome] = field(default_factory=list)
+    build_seconds: float = 0.0
+    build_cached: bool = False
+    run_seconds: float = 0.0
+    junit_path: Path | None = None
+    log_path: Path | None = None
+    waves_path: Path | None = None
+
+    @property
+    def failed(self) -> list[TestOutcome]:
+        return [t for t in self.tests if t.status == "FAIL"]
+
+    @property
+    def cycles(self) -> int:
+        return sum(t.cycles for t in self.tests)
+
+
+def requirement_map() -> dict[str, tuple[str, ...]]:
+    for module in MODULES:
+        importlib.import_module(f"{PACKAGE}.{module}")
+    return dict(COVERAGE)
+
+
+def run_config(name: str, config: DeviceConfig, *, build_dir: Path = DEFAULT_BUILD_DIR,
+               testcase: str | None = None, seed: int = 1, waves: bool = False,
+               modules: tuple[str, ...] = MODULES, extra_env: dict | None = None,
+               out=print) -> ConfigOutcome:
+    outcome = ConfigOutcome(name, config)
+    work = build_dir / name
+    work.mkdir(parents=True, exist_ok=True)
+    verilog = work / f"{TOP_MODULE_NAME}.v"
+    text = generate_verilog(config)
+    if not verilog.is_file() or verilog.read_text() != text:
+        verilog.write_text(text)
+    out(f"== {name}: building {verilog} with Verilator (cached when unchanged)")
+    built = build(verilog, TOP_MODULE_NAME, work, waves=waves)
+    outcome.build_seconds, outcome.build_cached = built.seconds, built.cached
+    out(f"   build {'reused' if built.cached else 'done'} in {built.seconds:.1f} s")
+    env = {configs.CONFIG_ENV: configs.to_json(config), SEED_ENV: str(seed)} | (extra_env or {})
+    env.update({k: v for k, v in os.environ.items() if k.startswith("VIRTIO_GPIO_") and k not in env})
+    test_modules = ",".join(f"{PACKAGE}.{m}" for m in modules)
+    out(f"   running {len(modules)} conformance modules (seed {seed})...")
+    start = time.monotonic()
+    result = run(built, test_modules, testcase=testcase, seed=seed, extra_env=env,
+                 junit_path=work / "results.xml", waves=waves)
+    outcome.run_seconds = time.monotonic() - start
+    outcome.junit_path, outcome.log_path, outcome.waves_path = \
+        result.junit_path, result.log_path, result.waves_path
+    requirements = requirement_map()
+    for case in ET.parse(result.junit_path).getroot().iter("testcase"):
+        test = f"{case.get('classname', '').rsplit('.', 1)[-1]}.{case.get('name')}"
+        status = ("FAIL" if case.find("failure") is not None or case.find("error") is not None
+                  else "skip" if case.find("skipped") is not None else "pass")
+        props = {p.get("name"): p.get("value") for p in case.iter("property")}
+        sim_ns = float(props.get("sim_time_duration") or 0)  # in sim_time_unit, "ns" here
+        outcome.tests.append(TestOutcome(test, status, int(sim_ns) // CLOCK_PERIOD_NS,
+                                         float(case.get("time", 0) or 0),
+                                         requirements.get(test, ())))
+    return outcome
+
+
+def format_summary(outcomes: list[ConfigOutcome]) -> str:
+    lines = [f"{'config':8} {'test':58} {'result':6} {'cycles':>9} {'cycles/s':>9}  requirements"]
+    for o in outcomes:
+        for t in o.tests:
+            rate = f"{t.cycles / t.seconds:9.0f}" if t.seconds and t.cycles else f"{'-':>9}"
+            lines.append(f"{o.name:8} {t.name:58} {t.status:6} {t.cycles:9} {rate}  "
+                         f"{' '.join(t.requirements)}")
+    lines.append("")
+    for o in outcomes:
+        passed = sum(t.status == "pass" for t in o.tests)
+        skipped = sum(t.status == "skip" for t in o.tests)
+        covered = sorted({r for t in o.tests if t.status == "pass" for r in t.requirements})
+        rate = o.cycles / o.run_seconds if o.run_seconds else 0
+        lines.append(f"{o.name}: {passed} passed, {len(o.failed)} failed, {skipped} skipped; "
+                     f"{o.cycles} cycles in {o.run_seconds:.1f} s ({rate:.0f} cycles/s); "
+                     f"build {o.build_seconds:.1f} s{' (cached)' if o.build_cached else ''}; "
+                     f"{len(covered)} requirement IDs covered; JUnit {o.junit_path}")
+    return "\n".join(lines)
+
+
+def rerun_hint(outcome: ConfigOutcome, seed: int) -> str:
+    tests = " ".join(f"--test {t.name.split('.')[-1]}" for t in outcome.failed[:1])
+    return (f"rerun with waves: make sim ARGS='--config {outcome.name} --seed {seed} {tests} --waves'"
+            f"  (log: {outcome.log_path})")

