@@ -6,7 +6,7 @@ VENV   := .venv
 VPY    := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: all env sim test verilog lint clean
+.PHONY: all env sim test verilog lint bench clean
 
 ARGS ?=
 
@@ -23,6 +23,10 @@ env: $(STAMP)
 # The Verilator conformance regression (ARGS='--config small --test NAME --waves --seed N').
 sim: $(STAMP)
 	$(VPY) -m virtio_gpio.cli sim $(ARGS)
+
+# Latency, throughput and simulation-speed figures, printed and written to build/bench.json.
+bench: $(STAMP)
+	$(VPY) -m virtio_gpio.tb.benchmark
 
 # The device as one Verilog file (ARGS: --ngpio, --names, --dma-addr-width ...; see --help).
 verilog: $(STAMP)
