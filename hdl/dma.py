@@ -10,7 +10,7 @@ requires, but starts no further burst of the command; the command then ends with
 result must be dropped.
 """
 
-from amaranth.hdl import Cat, Const, Module, Mux, Signal
+from amaranth.hdl import Const, Module, Mux, Signal
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
@@ -86,12 +86,11 @@ class DmaPort(wiring.Component):
         next_len = Mux(remaining < to_boundary, remaining, to_boundary)
 
         def start(length):
-            """Latch a command; returns nothing, sets up `cur`, `remaining`, `offset`."""
-            first = cmd.addr[:wb] if wb else Const(0, 1)
+            """Latch a command: its first bus word, its offset in it, and its beats."""
             return [
                 cur.eq(cmd.addr & ~Const(w - 1, self.addr_width)),
                 offset.eq(cmd.addr[:wb]),
-                remaining.eq((first + length + w - 1) >> wb),
+                remaining.eq((cmd.addr[:wb] + length + w - 1) >> wb),
                 beat.eq(0), error.eq(0), aborted.eq(0),
             ]
 

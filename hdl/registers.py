@@ -19,8 +19,7 @@ from ..model.constants import (
     DeviceStatus, Feature, QueueIndex,
 )
 from ..model.layouts import (
-    AVAIL_RING_ALIGN, CONFIG_SPACE_SIZE, DESC_SIZE, DESC_TABLE_ALIGN, RING_HEADER_SIZE,
-    USED_ELEM_SIZE, USED_RING_ALIGN, AVAIL_ENTRY_SIZE, RingIndex, Reg,
+    AVAIL_RING_ALIGN, CONFIG_SPACE_SIZE, DESC_TABLE_ALIGN, USED_RING_ALIGN, Reg, RingGeometry,
 )
 from .axi import AXI4LiteSignature, RESP_OKAY
 
@@ -76,7 +75,6 @@ class RegisterFile(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        cfg = self.config
         bus, eng = self.bus, self.engine
 
         self.status = Signal(8)
@@ -272,12 +270,10 @@ class RegisterFile(wiring.Component):
         cfg = self.config
         num = q.num
         valid = (num != 0) & ((num & (num - 1)) == 0) & (num <= cfg.queue_size_max)
-        for addr, size, align in (
-                (q.desc, DESC_SIZE * num, DESC_TABLE_ALIGN),
-                (q.driver, RING_HEADER_SIZE + AVAIL_ENTRY_SIZE * num + RingIndex.sizeof(),
-                 AVAIL_RING_ALIGN),
-                (q.device, RING_HEADER_SIZE + USED_ELEM_SIZE * num + RingIndex.sizeof(),
-                 USED_RING_ALIGN)):
+        geo = RingGeometry(num)  # the model's ring arithmetic, on signals
+        for addr, size, align in ((q.desc, geo.desc_table_size, DESC_TABLE_ALIGN),
+                                  (q.driver, geo.avail_ring_size, AVAIL_RING_ALIGN),
+                                  (q.device, geo.used_ring_size, USED_RING_ALIGN)):
             valid &= (addr[:(align - 1).bit_length()] == 0) & (addr + size <= cfg.dma_addr_limit)
         return valid
 

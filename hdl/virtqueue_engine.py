@@ -12,7 +12,7 @@ ends in ``device_error`` (§6), after which the engine touches nothing until the
 
 from contextlib import contextmanager
 
-from amaranth.hdl import Cat, Const, Module, Mux, Signal
+from amaranth.hdl import Cat, Module, Mux, Signal
 from amaranth.lib import data, enum, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
@@ -22,8 +22,8 @@ from ..model.constants import (
     NUM_QUEUES, DescFlags, AvailFlags, IrqStatus, MsgType, QueueIndex, ReplyStatus,
 )
 from ..model.layouts import (
-    AVAIL_ENTRY_SIZE, DESC_SIZE, GPIO_REPLY_SIZE, GPIO_REQUEST_SIZE, IRQ_REPLY_SIZE, IRQ_REQUEST_SIZE,
-    RING_HEADER_SIZE, RING_IDX_OFFSET, USED_ELEM_SIZE, RingIndex,
+    DESC_SIZE, GPIO_REPLY_SIZE, GPIO_REQUEST_SIZE, IRQ_REPLY_SIZE, IRQ_REQUEST_SIZE, RING_IDX_OFFSET,
+    USED_ELEM_SIZE, RingGeometry, RingIndex,
 )
 from .dma import MAX_WRITE_BYTES, DmaCommandSignature
 from .gpio_bank import GpioEventSignature, GpioRequestSignature
@@ -201,7 +201,7 @@ class VirtqueueEngine(wiring.Component):
             with working("PUBLISH_AVAIL_EVENT"):
                 # EVENT_IDX: avail_event = the next index the device will read; then look again,
                 # in case the driver added a buffer just before it could see the new value.
-                addr = qc.device + RING_HEADER_SIZE + USED_ELEM_SIZE * qc.num
+                addr = qc.device + RingGeometry(qc.num).avail_event
                 with m.If(dma_op("write", addr, RingIndex.sizeof(), q_last_avail)):
                     for i in range(NUM_QUEUES):
                         with m.If(q == i):
@@ -210,7 +210,7 @@ class VirtqueueEngine(wiring.Component):
 
             with working("POP"):
                 slot = q_last_avail & (qc.num - 1)
-                with m.If(dma_op("read", qc.driver + RING_HEADER_SIZE + AVAIL_ENTRY_SIZE * slot,
+                with m.If(dma_op("read", qc.driver + RingGeometry(qc.num).avail_entry(slot),
                                  RingIndex.sizeof())):
                     chain_head = dma.rdata[:INDEX_BITS]
                     for i in range(NUM_QUEUES):
@@ -400,7 +400,7 @@ class VirtqueueEngine(wiring.Component):
                 slot = push_used_idx & (pqc.num - 1)
                 elem = Signal(UsedElement)
                 m.d.comb += [elem.id.eq(push_head), elem.len.eq(push_len)]
-                with m.If(dma_op("write", pqc.device + RING_HEADER_SIZE + USED_ELEM_SIZE * slot,
+                with m.If(dma_op("write", pqc.device + RingGeometry(pqc.num).used_elem(slot),
                                  USED_ELEM_SIZE, elem)):
                     m.next = "PUSH_IDX"
             with working("PUSH_IDX"):
@@ -412,7 +412,7 @@ class VirtqueueEngine(wiring.Component):
                     m.next = "PUSH_NOTIFY"
             with working("PUSH_NOTIFY"):
                 # Notification suppression: used_event with EVENT_IDX, else avail.flags.
-                used_event_addr = pqc.driver + RING_HEADER_SIZE + AVAIL_ENTRY_SIZE * pqc.num
+                used_event_addr = pqc.driver + RingGeometry(pqc.num).used_event
                 addr = Mux(tr.event_idx_negotiated, used_event_addr, pqc.driver)
                 with m.If(dma_op("read", addr, RingIndex.sizeof())):
                     old = (push_used_idx - 1)[:INDEX_BITS]
