@@ -33,6 +33,11 @@ LineState = data.StructLayout({
 })
 
 
+def line_index(ngpio: int) -> range:
+    """The shape of a line number (at least one bit: a one-line bank still numbers its line)."""
+    return range(max(ngpio, 2))
+
+
 def held_buffer_layout(addr_width: int) -> data.StructLayout:
     """Where a held eventq buffer goes: its chain head and the address of its first writable byte."""
     return data.StructLayout({"head": 16, "addr": addr_width})
@@ -61,11 +66,11 @@ class GpioEventSignature(wiring.Signature):
             "line": Out(16), "acceptable": In(1),
             "hold": Out(1), "hold_buffer": Out(held_buffer_layout(addr_width)),
             # The lowest line with a held buffer and a latched edge or active level.
-            "due": In(1), "due_line": In(range(ngpio)),
+            "due": In(1), "due_line": In(line_index(ngpio)),
             "take": Out(1),  # deliver `due_line`: mask it and clear its latched edge
             # Held-buffer memory read (one cycle): by `line` on execute/take, data the next cycle.
             "buffer": In(held_buffer_layout(addr_width)),
-            "buffer_line": Out(range(ngpio)),
+            "buffer_line": Out(line_index(ngpio)),
             "drop_all": Out(1),  # the eventq was disabled: no buffer is held any more
         })
 
@@ -104,7 +109,7 @@ class GpioBank(wiring.Component):
 
         # Held-buffer memory.
         m.submodules.buffers = buffers = Memory(shape=held_buffer_layout(cfg.dma_addr_width),
-                                                depth=n, init=[])
+                                                depth=max(n, 2), init=[])
         wr = buffers.write_port()
         rd = buffers.read_port()
         m.d.comb += [wr.addr.eq(ev.line), wr.data.eq(ev.hold_buffer), wr.en.eq(ev.hold),
@@ -140,7 +145,7 @@ class GpioBank(wiring.Component):
             level = (line.irq_type[_HIGH] & pin[i]) | (line.irq_type[_LOW] & ~pin[i])
             m.d.comb += due[i].eq(line.held & (line.edge_latched | level))
 
-        due_line = Signal(range(n))
+        due_line = Signal(line_index(n))
         for i in reversed(range(n)):  # lowest line first
             with m.If(due[i]):
                 m.d.comb += due_line.eq(i)
