@@ -242,6 +242,22 @@ class GuestMemory:
             raise MemoryAccessError(f"driver write of unmapped [{addr:#x}, +{len(data)})")
         self._write(addr, bytes(data))
 
+    # -- raw access for bus agents ---------------------------------------------------------
+
+    def peek(self, addr: int, size: int) -> bytes:
+        """Bytes for a bus agent that logs and checks the device access itself (``record_dma``,
+        ``firewall``): neither a driver access nor a logged one."""
+        if size and not self.is_mapped(addr, size):
+            raise MemoryAccessError(f"peek of unmapped [{addr:#x}, +{size})")
+        return self._read(addr, size)
+
+    def poke(self, addr: int, data: bytes) -> None:
+        """Store bytes for a bus agent, as ``peek`` reads them; a subclass that mirrors the
+        driver's ``write`` elsewhere does not see these device writes."""
+        if data and not self.is_mapped(addr, len(data)):
+            raise MemoryAccessError(f"poke of unmapped [{addr:#x}, +{len(data)})")
+        self._write(addr, bytes(data))
+
     def read_u16(self, addr: int) -> int:
         return int.from_bytes(self.read(addr, 2), "little")
 

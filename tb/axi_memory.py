@@ -24,10 +24,14 @@ Behaviour, per the AMBA AXI4 spec where it has a say:
 * Stalls: with probability ``stall_probability`` per cycle, each of ARREADY, AWREADY and WREADY is
   low, and a pending R beat or B response waits a cycle before its VALID rises (a VALID, once high,
   stays high until its handshake).
+
+The rules and the byte moving live in ``MemoryPort``, which knows nothing of signals or time, so
+they are unit-tested without a simulator; ``AxiMemory`` adds the channels, the timing and the stalls.
 """
 
 import random
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import cocotb
@@ -69,110 +73,41 @@ class Burst:
         return lo, self.aligned + (beat + 1) * self.size
 
 
-class _Hold:
-    """AXI: once a VALID is high it stays high, with its payload unchanged, until READY. Remembers
-    what a stalled channel offered so that the next cycle can be compared with it."""
+class MemoryPort:
+    """GuestMemory as AXI bursts see it: decodes address-channel payloads into bursts, turns beats
+    into logged and firewall-checked accesses, pairs W beats with their AW burst and queues the B
+    responses. ``report`` receives a message for each AXI rule broken."""
 
-    def __init__(self, name: str, payload, error):
-        self._name, self._payload, self._error = name, payload, error
-        self._offered = None
-
-    def step(self, valid: bool, ready: bool) -> None:
-        if self._offered is not None:
-            if not valid:
-                self._error(f"{self._name}VALID dropped before {self._name}READY")
-            elif self._payload() != self._offered:
-                self._error(f"{self._name} payload changed while waiting for {self._name}READY")
-        self._offered = self._payload() if valid and not ready else None
-
-
-class AxiMemory:
-    """Construct after the clock is running; serves from then on (two coroutines, reads and writes).
-
-    ``busy`` is True while a burst is queued or in flight; ``last_activity_cycle`` is the last cycle
-    (``cycle`` counts clock edges from construction) in which a VALID was high or a burst was
-    pending, so a test can wait for the DMA port to be idle for N cycles. ``read_bursts`` and
-    ``write_bursts`` count address handshakes, ``read_beats``/``write_beats`` data handshakes;
-    ``peak_reads``/``peak_writes`` are the most bursts outstanding at once (address accepted, last R
-    beat or B not yet sent).
-    """
-
-    def __init__(self, dut, prefix: str, clock, memory: GuestMemory, *, seed, read_latency: int = 1,
-                 stall_probability: float = 0.0, firewall_reads: str = "word"):
-        if read_latency < 1:
-            raise ValueError(f"read_latency must be at least 1 cycle, not {read_latency}")
-        if not 0.0 <= stall_probability < 1.0:
-            raise ValueError(f"stall_probability must be in [0, 1), not {stall_probability}")
+    def __init__(self, memory: GuestMemory, word_bytes: int, *, firewall_reads: str = "word",
+                 report: Callable[[str], None]):
         if firewall_reads not in FIREWALL_READ_RULES:
             raise ValueError(f"firewall_reads must be one of {FIREWALL_READ_RULES}, not {firewall_reads!r}")
-        self.bus = Bus(dut, prefix, _SIGNALS, case_insensitive=False)
-        self.clock, self.memory = clock, memory
-        self.read_latency, self.stall_probability = read_latency, stall_probability
-        self.firewall_reads = firewall_reads
-        self.word_bytes = len(self.bus.wdata) // 8
-        seeds = random.Random(seed)  # one stream per side, so one side's traffic never shifts the other's
-        self._read_rng, self._write_rng = random.Random(seeds.getrandbits(64)), random.Random(seeds.getrandbits(64))
+        self.memory, self.word_bytes = memory, word_bytes
+        self.firewall_reads, self.report = firewall_reads, report
+        self.writes: deque[Burst] = deque()                   # AW accepted, data not complete
+        self.w_beats: deque[tuple[int, int, bool]] = deque()  # (WDATA, WSTRB, WLAST) awaiting an AW
+        self.responses: deque[BusResponse] = deque()          # B responses to send, oldest first
+        self._w_beat = 0                                      # beats of writes[0] consumed so far
 
-        self.protocol_errors: list[str] = []
-        self.read_bursts = self.read_beats = self.write_bursts = self.write_beats = 0
-        self.peak_reads = self.peak_writes = 0
-        self.cycle = 0
-        self._read_activity = self._write_activity = -1
-        self._reads: deque[tuple[int, Burst]] = deque()  # (first cycle its data may go out, burst)
-        self._writes: deque[Burst] = deque()             # AW accepted, data not complete
-        self._w_beats: deque[tuple[int, int, bool]] = deque()  # (WDATA, WSTRB, WLAST) awaiting an AW
-        self._w_beat = 0                                 # beats of _writes[0] consumed so far
-        self._responses: deque[BusResponse] = deque()    # B responses to send
-
-        self._idle()
-        self._tasks = [cocotb.start_soon(self._serve_reads()), cocotb.start_soon(self._serve_writes())]
-
-    def _idle(self) -> None:
-        b = self.bus
-        for signal in (b.arready, b.rvalid, b.awready, b.wready, b.bvalid):
-            signal.value = 0
-
-    def stop(self) -> None:
-        """Stop serving and leave the channels idle (say, to put another memory on the port)."""
-        for task in self._tasks:
-            task.cancel()
-        self._idle()
-
-    @property
-    def busy(self) -> bool:
-        return bool(self._reads or self._writes or self._w_beats or self._responses)
-
-    @property
-    def last_activity_cycle(self) -> int:
-        return max(self._read_activity, self._write_activity)
-
-    def _error(self, message: str) -> None:
-        # stamped with simulation time, the coordinate a waveform viewer shows
-        self.protocol_errors.append(f"{get_sim_time('ns'):.0f} ns: {message}")
-
-    def _stall(self, rng: random.Random) -> bool:
-        return self.stall_probability > 0 and rng.random() < self.stall_probability
-
-    def _accept(self, kind: AccessKind, channel: str, addr, length, size, burst) -> Burst:
-        """A burst from its address-channel payload, with the AXI rules on it checked."""
-        addr, beats, size_code, burst_code = int(addr.value), int(length.value) + 1, int(size.value), int(burst.value)
+    def burst(self, kind: AccessKind, addr: int, length: int, size: int, burst: int) -> Burst:
+        """The burst an AR/AW payload (AxADDR, AxLEN, AxSIZE, AxBURST) asks for, with the AXI rules
+        on it checked and its response decided."""
+        channel = "AR" if kind is AccessKind.READ else "AW"
         where = f"{channel} {addr:#x}"
-        if burst_code != BURST_INCR:
-            self._error(f"{where}: {channel}BURST={burst_code:#04b}, only INCR is supported (served as INCR)")
-        nbytes = 1 << size_code
+        if burst != BURST_INCR:
+            self.report(f"{where}: {channel}BURST={burst:#04b}, only INCR is supported (served as INCR)")
+        nbytes = 1 << size
         if nbytes > self.word_bytes:
-            self._error(f"{where}: {channel}SIZE={size_code} ({nbytes} bytes) is wider than the "
+            self.report(f"{where}: {channel}SIZE={size} ({nbytes} bytes) is wider than the "
                         f"{self.word_bytes}-byte bus (served as full width)")
             nbytes = self.word_bytes
-        shape = Burst(addr, beats, nbytes, BusResponse.OKAY)
+        shape = Burst(addr, length + 1, nbytes, BusResponse.OKAY)
         if shape.addr // PAGE_4K != (shape.end - 1) // PAGE_4K:
-            self._error(f"{where}: {beats} beats of {nbytes} bytes cross a 4 KiB boundary")
-        response = self.memory.dma_response(kind, addr, shape.end - addr)
-        return Burst(addr, beats, nbytes, response)
+            self.report(f"{where}: {shape.beats} beats of {nbytes} bytes cross a 4 KiB boundary")
+        return Burst(addr, shape.beats, nbytes, self.memory.dma_response(kind, addr, shape.end - addr))
 
-    # -- reads -----------------------------------------------------------------------------
-
-    def _read_beat(self, burst: Burst, beat: int) -> int:
+    def read_beat(self, burst: Burst, beat: int) -> int:
+        """RDATA of beat ``beat`` (the carried bytes in their lanes, zero elsewhere or on error)."""
         lo, hi = burst.beat_range(beat)
         access = DmaAccess(AccessKind.READ, lo, hi - lo, burst.response)
         self.memory.record_dma(access)
@@ -182,52 +117,39 @@ class AxiMemory:
             self.memory.firewall.check(access)
         if burst.response is not BusResponse.OKAY:
             return 0
-        return int.from_bytes(self.memory.read(lo, hi - lo), "little") << (8 * (lo % self.word_bytes))
+        return int.from_bytes(self.memory.peek(lo, hi - lo), "little") << (8 * (lo % self.word_bytes))
 
-    async def _serve_reads(self) -> None:
-        b = self.bus
-        rng = self._read_rng
-        hold = _Hold("AR", lambda: (int(b.araddr.value), int(b.arlen.value), int(b.arsize.value),
-                                    int(b.arburst.value)), self._error)
-        arready = rvalid = False   # what this side drives in the cycle ending at the next edge
-        beat = 0                   # beat of _reads[0] on (or next for) the R channel
-        while True:
-            await RisingEdge(self.clock)
-            self.cycle += 1
-            arvalid = bool(b.arvalid.value)
-            hold.step(arvalid, arready)
-            if arvalid and arready:
-                burst = self._accept(AccessKind.READ, "AR", b.araddr, b.arlen, b.arsize, b.arburst)
-                self._reads.append((self.cycle + self.read_latency - 1, burst))
-                self.read_bursts += 1
-                self.peak_reads = max(self.peak_reads, len(self._reads))
-            if rvalid and b.rready.value:
-                rvalid = False
-                self.read_beats += 1
-                beat += 1
-                if beat == self._reads[0][1].beats:
-                    self._reads.popleft()
-                    beat = 0
-            if not rvalid and self._reads and self.cycle >= self._reads[0][0] and not self._stall(rng):
-                burst = self._reads[0][1]
-                rvalid = True
-                b.rdata.value = self._read_beat(burst, beat)
-                b.rresp.value = RESP_CODES[burst.response]
-                b.rlast.value = beat == burst.beats - 1
-            b.rvalid.value = rvalid
-            arready = not self._stall(rng)
-            b.arready.value = arready
-            if arvalid or self._reads:
-                self._read_activity = self.cycle
+    def write_address(self, burst: Burst) -> None:
+        self.writes.append(burst)
+        self._pair()
 
-    # -- writes ----------------------------------------------------------------------------
+    def write_data(self, data: int, strobes: int, last: bool) -> None:
+        self.w_beats.append((data, strobes, last))
+        self._pair()
+
+    def _pair(self) -> None:
+        """Apply buffered W beats to the oldest AW burst; a burst ends at its last beat by AWLEN or
+        at WLAST, whichever comes first (so a DUT that is wrong about either still gets its B)."""
+        while self.writes and self.w_beats:
+            burst = self.writes[0]
+            data, strobes, wlast = self.w_beats.popleft()
+            self._write_beat(burst, self._w_beat, data, strobes)
+            final = self._w_beat == burst.beats - 1
+            if wlast != final:
+                self.report(f"W beat {self._w_beat} of the {burst.beats}-beat burst at {burst.addr:#x}: "
+                            f"WLAST={int(wlast)}")
+            self._w_beat += 1
+            if final or wlast:
+                self.writes.popleft()
+                self._w_beat = 0
+                self.responses.append(burst.response)
 
     def _write_beat(self, burst: Burst, beat: int, data: int, strobes: int) -> None:
         lo, hi = burst.beat_range(beat)
         base = lo - lo % self.word_bytes
         active = ((1 << (hi - lo)) - 1) << (lo - base)
         if strobes & ~active:
-            self._error(f"W beat {beat} of the burst at {burst.addr:#x}: WSTRB={strobes:#x} strobes bytes "
+            self.report(f"W beat {beat} of the burst at {burst.addr:#x}: WSTRB={strobes:#x} strobes bytes "
                         f"outside the beat's lanes [{lo:#x}, {hi:#x}) (not written)")
         strobes &= active
         raw = data.to_bytes(self.word_bytes, "little")
@@ -243,33 +165,149 @@ class AxiMemory:
             self.memory.record_dma(access)
             self.memory.firewall.check(access)
             if burst.response is BusResponse.OKAY:
-                self.memory.write(base + lane, raw[lane:end])
+                self.memory.poke(base + lane, raw[lane:end])
             lane = end
 
-    def _pair_write_data(self) -> None:
-        """Apply buffered W beats to the oldest AW burst; a burst ends at its last beat by AWLEN or
-        at WLAST, whichever comes first (so a DUT that is wrong about either still gets its B)."""
-        while self._writes and self._w_beats:
-            burst = self._writes[0]
-            data, strobes, wlast = self._w_beats.popleft()
-            self._write_beat(burst, self._w_beat, data, strobes)
-            final = self._w_beat == burst.beats - 1
-            if wlast != final:
-                self._error(f"W beat {self._w_beat} of the {burst.beats}-beat burst at {burst.addr:#x}: "
-                            f"WLAST={int(wlast)}")
-            self._w_beat += 1
-            if final or wlast:
-                self._writes.popleft()
-                self._w_beat = 0
-                self._responses.append(burst.response)
+
+class _Output:
+    """A signal this agent drives, written only when its value changes: each write is a simulator
+    call, and in most cycles nothing changes."""
+
+    def __init__(self, handle):
+        self.handle, self.value = handle, 0
+        handle.value = 0
+
+    def set(self, value: int) -> None:
+        if value != self.value:
+            self.handle.value = self.value = value
+
+
+class _Hold:
+    """AXI: once a VALID is high it stays high, with its payload unchanged, until READY. Remembers
+    what a stalled channel offered so that the next cycle can be compared with it."""
+
+    def __init__(self, name: str, payload: Callable[[], tuple], report: Callable[[str], None]):
+        self._name, self._payload, self._report = name, payload, report
+        self._offered = None
+
+    def step(self, valid: bool, ready: bool) -> None:
+        if self._offered is not None:
+            if not valid:
+                self._report(f"{self._name}VALID dropped before {self._name}READY")
+            elif self._payload() != self._offered:
+                self._report(f"{self._name} payload changed while waiting for {self._name}READY")
+        self._offered = self._payload() if valid and not ready else None
+
+
+class AxiMemory:
+    """Serves from construction on, with two coroutines (reads, writes) stepping at each rising edge
+    of ``clock``; ``memory`` may be any GuestMemory (data moves through ``peek``/``poke``).
+
+    ``busy`` is True while a burst is queued or in flight; ``last_activity_cycle`` is the last cycle
+    (``cycle`` counts clock edges from construction) in which a VALID was high or a burst was
+    pending, so a test can wait for the DMA port to be idle for N cycles. ``read_bursts`` and
+    ``write_bursts`` count address handshakes, ``read_beats``/``write_beats`` data handshakes;
+    ``peak_reads``/``peak_writes`` are the most bursts outstanding at once (address accepted, last R
+    beat or B not yet sent). ``protocol_errors`` entries start with the simulation time.
+    """
+
+    def __init__(self, dut, prefix: str, clock, memory: GuestMemory, *, seed, read_latency: int = 1,
+                 stall_probability: float = 0.0, firewall_reads: str = "word"):
+        if read_latency < 1:
+            raise ValueError(f"read_latency must be at least 1 cycle, not {read_latency}")
+        if not 0.0 <= stall_probability < 1.0:
+            raise ValueError(f"stall_probability must be in [0, 1), not {stall_probability}")
+        self.bus = Bus(dut, prefix, _SIGNALS, case_insensitive=False)
+        self.clock, self.memory = clock, memory
+        self.read_latency, self.stall_probability = read_latency, stall_probability
+        self.word_bytes = len(self.bus.wdata) // 8
+        self.port = MemoryPort(memory, self.word_bytes, firewall_reads=firewall_reads, report=self._error)
+        seeds = random.Random(seed)  # one stream per side, so one side's traffic never shifts the other's
+        self._read_rng, self._write_rng = random.Random(seeds.getrandbits(64)), random.Random(seeds.getrandbits(64))
+
+        self.protocol_errors: list[str] = []
+        self.read_bursts = self.read_beats = self.write_bursts = self.write_beats = 0
+        self.peak_reads = self.peak_writes = 0
+        self.cycle = 0
+        self._read_activity = self._write_activity = -1
+        self._reads: deque[tuple[int, Burst]] = deque()  # (first cycle its data may go out, burst)
+
+        b = self.bus
+        self._outputs = [_Output(s) for s in (b.arready, b.rvalid, b.awready, b.wready, b.bvalid)]
+        self._tasks = [cocotb.start_soon(self._serve_reads()), cocotb.start_soon(self._serve_writes())]
+
+    def stop(self) -> None:
+        """Stop serving and leave the channels idle (say, to put another memory on the port)."""
+        for task in self._tasks:
+            task.cancel()
+        for output in self._outputs:
+            output.set(0)
+
+    @property
+    def busy(self) -> bool:
+        p = self.port
+        return bool(self._reads or p.writes or p.w_beats or p.responses)
+
+    @property
+    def last_activity_cycle(self) -> int:
+        return max(self._read_activity, self._write_activity)
+
+    def _error(self, message: str) -> None:
+        # stamped with simulation time, the coordinate a waveform viewer shows
+        self.protocol_errors.append(f"{get_sim_time('ns'):.0f} ns: {message}")
+
+    def _stall(self, rng: random.Random) -> bool:
+        return self.stall_probability > 0 and rng.random() < self.stall_probability
+
+    async def _serve_reads(self) -> None:
+        b, port, rng = self.bus, self.port, self._read_rng
+
+        def payload():
+            return int(b.araddr.value), int(b.arlen.value), int(b.arsize.value), int(b.arburst.value)
+
+        hold = _Hold("AR", payload, self._error)
+        arready_out, rvalid_out = self._outputs[:2]
+        arready = rvalid = False   # what this side drives in the cycle ending at the next edge
+        beat = 0                   # beat of _reads[0] on (or next for) the R channel
+        while True:
+            await RisingEdge(self.clock)
+            self.cycle += 1
+            arvalid = bool(b.arvalid.value)
+            hold.step(arvalid, arready)
+            if arvalid and arready:
+                self._reads.append((self.cycle + self.read_latency - 1, port.burst(AccessKind.READ, *payload())))
+                self.read_bursts += 1
+                self.peak_reads = max(self.peak_reads, len(self._reads))
+            if rvalid and b.rready.value:
+                rvalid = False
+                self.read_beats += 1
+                beat += 1
+                if beat == self._reads[0][1].beats:
+                    self._reads.popleft()
+                    beat = 0
+            if not rvalid and self._reads and self.cycle >= self._reads[0][0] and not self._stall(rng):
+                burst = self._reads[0][1]
+                rvalid = True
+                b.rdata.value = port.read_beat(burst, beat)
+                b.rresp.value = RESP_CODES[burst.response]
+                b.rlast.value = beat == burst.beats - 1
+            rvalid_out.set(rvalid)
+            arready = not self._stall(rng)
+            arready_out.set(arready)
+            if arvalid or self._reads:
+                self._read_activity = self.cycle
 
     async def _serve_writes(self) -> None:
-        b = self.bus
-        rng = self._write_rng
-        errors = self._error
-        aw_hold = _Hold("AW", lambda: (int(b.awaddr.value), int(b.awlen.value), int(b.awsize.value),
-                                       int(b.awburst.value)), errors)
-        w_hold = _Hold("W", lambda: (int(b.wdata.value), int(b.wstrb.value), int(b.wlast.value)), errors)
+        b, port, rng = self.bus, self.port, self._write_rng
+
+        def address():
+            return int(b.awaddr.value), int(b.awlen.value), int(b.awsize.value), int(b.awburst.value)
+
+        def data():
+            return int(b.wdata.value), int(b.wstrb.value), bool(b.wlast.value)
+
+        aw_hold, w_hold = _Hold("AW", address, self._error), _Hold("W", data, self._error)
+        awready_out, wready_out, bvalid_out = self._outputs[2:]
         awready = wready = bvalid = False
         cycle = 0  # counts the same edges as the read side's self.cycle
         while True:
@@ -279,21 +317,21 @@ class AxiMemory:
             aw_hold.step(awvalid, awready)
             w_hold.step(wvalid, wready)
             if awvalid and awready:
-                self._writes.append(self._accept(AccessKind.WRITE, "AW", b.awaddr, b.awlen, b.awsize, b.awburst))
+                port.write_address(port.burst(AccessKind.WRITE, *address()))
                 self.write_bursts += 1
-                self.peak_writes = max(self.peak_writes, len(self._writes) + len(self._responses))
+                self.peak_writes = max(self.peak_writes, len(port.writes) + len(port.responses))
             if wvalid and wready:
-                self._w_beats.append((int(b.wdata.value), int(b.wstrb.value), bool(b.wlast.value)))
+                port.write_data(*data())
                 self.write_beats += 1
-            self._pair_write_data()
             if bvalid and b.bready.value:
                 bvalid = False
-                self._responses.popleft()
-            if not bvalid and self._responses and not self._stall(rng):
+                port.responses.popleft()
+            if not bvalid and port.responses and not self._stall(rng):
                 bvalid = True
-                b.bresp.value = RESP_CODES[self._responses[0]]
-            b.bvalid.value = bvalid
+                b.bresp.value = RESP_CODES[port.responses[0]]
+            bvalid_out.set(bvalid)
             awready, wready = not self._stall(rng), not self._stall(rng)
-            b.awready.value, b.wready.value = awready, wready
-            if awvalid or wvalid or self._writes or self._w_beats or self._responses:
+            awready_out.set(awready)
+            wready_out.set(wready)
+            if awvalid or wvalid or port.writes or port.w_beats or port.responses:
                 self._write_activity = cycle

