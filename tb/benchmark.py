@@ -5,13 +5,11 @@ import json
 import time
 from pathlib import Path
 
-from virtio_gpio.hdl.device import TOP_MODULE_NAME, generate_verilog
-
 from . import configs
 from .bench import BENCH_OUT_ENV
 from .env import CLOCK_PERIOD_NS
-from .regression import DEFAULT_BUILD_DIR
-from .verilator_build import build, run
+from .regression import build_config
+from .verilator_build import run
 
 BENCH_JSON = Path("build") / "bench.json"
 BENCH_CONFIGS = ("small", "wide")
@@ -21,14 +19,8 @@ def run_benchmarks(names=BENCH_CONFIGS, out=print) -> dict:
     report = {}
     for name in names:
         config = configs.REGRESSION[name]
-        work = DEFAULT_BUILD_DIR / name
-        work.mkdir(parents=True, exist_ok=True)
-        verilog = work / f"{TOP_MODULE_NAME}.v"
-        text = generate_verilog(config)
-        if not verilog.is_file() or verilog.read_text() != text:
-            verilog.write_text(text)
         out(f"== {name}: building (cached when unchanged), then benchmarking")
-        built = build(verilog, TOP_MODULE_NAME, work)
+        work, built = build_config(name, config)
         records = work / "bench.jsonl"
         records.unlink(missing_ok=True)
         start = time.monotonic()

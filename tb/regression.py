@@ -18,7 +18,7 @@ from . import configs
 from .conformance import MODULES
 from .env import CLOCK_PERIOD_NS, SEED_ENV
 from .requirements import COVERAGE
-from .verilator_build import build, run
+from .verilator_build import Build, build, run
 
 DEFAULT_BUILD_DIR = Path("build") / "sim"
 PACKAGE = "virtio_gpio.tb.conformance"
@@ -60,19 +60,26 @@ def requirement_map() -> dict[str, tuple[str, ...]]:
     return dict(COVERAGE)
 
 
-def run_config(name: str, config: DeviceConfig, *, build_dir: Path = DEFAULT_BUILD_DIR,
-               testcase: str | None = None, seed: int = 1, waves: bool = False,
-               modules: tuple[str, ...] = MODULES, extra_env: dict | None = None,
-               out=print) -> ConfigOutcome:
-    outcome = ConfigOutcome(name, config)
+def build_config(name: str, config: DeviceConfig, build_dir: Path = DEFAULT_BUILD_DIR, *,
+                 waves: bool = False) -> tuple[Path, Build]:
+    """Write the Verilog of ``config`` under ``build_dir/name`` (only when it changed) and build it
+    with Verilator (a no-op when that exact build exists)."""
     work = build_dir / name
     work.mkdir(parents=True, exist_ok=True)
     verilog = work / f"{TOP_MODULE_NAME}.v"
     text = generate_verilog(config)
     if not verilog.is_file() or verilog.read_text() != text:
         verilog.write_text(text)
-    out(f"== {name}: building {verilog} with Verilator (cached when unchanged)")
-    built = build(verilog, TOP_MODULE_NAME, work, waves=waves)
+    return work, build(verilog, TOP_MODULE_NAME, work, waves=waves)
+
+
+def run_config(name: str, config: DeviceConfig, *, build_dir: Path = DEFAULT_BUILD_DIR,
+               testcase: str | None = None, seed: int = 1, waves: bool = False,
+               modules: tuple[str, ...] = MODULES, extra_env: dict | None = None,
+               out=print) -> ConfigOutcome:
+    outcome = ConfigOutcome(name, config)
+    out(f"== {name}: building with Verilator (cached when unchanged)")
+    work, built = build_config(name, config, build_dir, waves=waves)
     outcome.build_seconds, outcome.build_cached = built.seconds, built.cached
     out(f"   build {'reused' if built.cached else 'done'} in {built.seconds:.1f} s")
     env = {configs.CONFIG_ENV: configs.to_json(config), SEED_ENV: str(seed)} | (extra_env or {})
