@@ -147,6 +147,13 @@ class VirtqueueEngine(wiring.Component):
             m.d.sync += [push_q.eq(queue), push_head.eq(head_), push_len.eq(length),
                          then.eq(continuation)]
 
+        def return_held_buffer(continuation):
+            """Return the held eventq buffer read from the buffer memory in the previous cycle:
+            its status byte, then its used element."""
+            m.d.sync += push_addr.eq(ev.buffer.addr)
+            push(QueueIndex.EVENTQ, ev.buffer.head, IRQ_REPLY_SIZE, continuation)
+            m.next = "EVENT_STATUS"
+
         def next_chain():
             with m.If(pending != 0):
                 m.next = "POP"
@@ -320,9 +327,7 @@ class VirtqueueEngine(wiring.Component):
 
             with working("RELEASE"):
                 # The line's held eventq buffer goes back INVALID before the request's reply.
-                m.d.sync += push_addr.eq(ev.buffer.addr)
-                push(QueueIndex.EVENTQ, ev.buffer.head, IRQ_REPLY_SIZE, Continuation.REPLY)
-                m.next = "EVENT_STATUS"
+                return_held_buffer(Continuation.REPLY)
 
             with working("SCATTER"):
                 left = reply_len - pos
@@ -384,9 +389,7 @@ class VirtqueueEngine(wiring.Component):
                 with m.Else():
                     m.next = "IDLE"
             with working("EVENT_TAKEN"):
-                m.d.sync += push_addr.eq(ev.buffer.addr)
-                push(QueueIndex.EVENTQ, ev.buffer.head, IRQ_REPLY_SIZE, Continuation.IDLE)
-                m.next = "EVENT_STATUS"
+                return_held_buffer(Continuation.IDLE)  # VALID: an event is delivered
 
             with working("EVENT_STATUS"):
                 # The eventq reply: one status byte, VALID only for a delivered event.

@@ -7,8 +7,6 @@ avail_event). Every register read is compared too. The first disagreement fails 
 values, so that the spec can decide which side is wrong.
 """
 
-from dataclasses import dataclass
-
 from virtio_gpio.model.device import VirtioGpioDevice
 
 from .mirrored_memory import MirroredMemory
@@ -18,20 +16,12 @@ class Mismatch(AssertionError):
     """The RTL and the golden model disagree."""
 
 
-@dataclass
-class ScoreboardCounts:
-    register_reads: int = 0
-    state_checks: int = 0
-
-
 class LockstepScoreboard:
     def __init__(self, model: VirtioGpioDevice, memory: MirroredMemory):
         self.model = model
         self.memory = memory
-        self.counts = ScoreboardCounts()
 
     def check_read(self, offset: int, size: int, rtl: int) -> None:
-        self.counts.register_reads += 1
         expected = self.model.read(offset, size)
         if rtl != expected:
             raise Mismatch(f"register read of {size} bytes at {offset:#05x}: RTL {rtl:#x}, "
@@ -39,7 +29,6 @@ class LockstepScoreboard:
 
     def check_state(self, *, irq: int, gpio_o: int, gpio_oe: int) -> None:
         """Compare what is observable once both sides are quiet."""
-        self.counts.state_checks += 1
         model = self.model
         problems = []
         if irq != model.irq:

@@ -5,9 +5,8 @@ from dataclasses import dataclass
 import pytest
 
 from virtio_gpio.model.config import DeviceConfig
-from virtio_gpio.model.constants import DeviceStatus
 from virtio_gpio.model.device import VirtioGpioDevice
-from virtio_gpio.model.driver.linux_gpio import LinuxVirtioGpioDriver
+from virtio_gpio.model.driver.linux_gpio import LinuxVirtioGpioDriver, negotiate_features
 from virtio_gpio.model.layouts import Reg
 from virtio_gpio.model.memory import GuestMemory
 from virtio_gpio.model.transport import ModelTransport
@@ -28,15 +27,8 @@ class Bench:
         self.device.write(offset, value, size)
 
     def negotiate(self, features: int) -> bool:
-        """virtio.c's steps up to FEATURES_OK, register by register, with Linux's read-modify-write
-        of Status; returns whether the device accepted FEATURES_OK."""
-        for bit in (DeviceStatus.ACKNOWLEDGE, DeviceStatus.DRIVER):
-            self.write(Reg.STATUS, self.read(Reg.STATUS) | bit)
-        for sel in (1, 0):
-            self.write(Reg.DRIVER_FEATURES_SEL, sel)
-            self.write(Reg.DRIVER_FEATURES, (features >> (32 * sel)) & 0xFFFF_FFFF)
-        self.write(Reg.STATUS, self.read(Reg.STATUS) | DeviceStatus.FEATURES_OK)
-        return bool(self.read(Reg.STATUS) & DeviceStatus.FEATURES_OK)
+        """The feature negotiation of virtio.c on the device model (``negotiate_features``)."""
+        return negotiate_features(self, features)
 
     def notify(self, queue: int) -> None:
         self.device.write(Reg.QUEUE_NOTIFY, queue)

@@ -32,6 +32,19 @@ LINUX_KNOWN_FEATURES = (Feature.GPIO_F_IRQ.mask | Feature.RING_INDIRECT_DESC.mas
 DEFAULT_TIMEOUT_STEPS = 10_000
 
 
+def negotiate_features(t: Transport, features: int) -> bool:
+    """virtio.c's status steps up to FEATURES_OK, register by register, with Linux's
+    read-modify-write of Status; returns whether the device accepted FEATURES_OK. For tests that
+    negotiate a feature set of their own instead of probing."""
+    for bit in (DeviceStatus.ACKNOWLEDGE, DeviceStatus.DRIVER):
+        t.write(Reg.STATUS, t.read(Reg.STATUS) | bit)
+    for sel in (1, 0):
+        t.write(Reg.DRIVER_FEATURES_SEL, sel)
+        t.write(Reg.DRIVER_FEATURES, (features >> (32 * sel)) & 0xFFFF_FFFF)
+    t.write(Reg.STATUS, t.read(Reg.STATUS) | DeviceStatus.FEATURES_OK)
+    return bool(t.read(Reg.STATUS) & DeviceStatus.FEATURES_OK)
+
+
 class ConfigRead(Enum):
     MODERN = "modern"  # readl gpio_names_size, readw ngpio (Linux since mid-2025, and stable)
     BYTEWISE = "bytewise"  # ConfigGeneration, 8 x readb, ConfigGeneration (Linux 5.15 .. mid-2025)
@@ -451,4 +464,4 @@ class LinuxVirtioGpioDriver:
 
 
 __all__ = ["LinuxVirtioGpioDriver", "ConfigRead", "ProbeError", "GpioError", "DriverTimeout",
-           "BrokenRing", "LINUX_KNOWN_FEATURES"]
+           "BrokenRing", "LINUX_KNOWN_FEATURES", "negotiate_features"]

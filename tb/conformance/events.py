@@ -1,7 +1,7 @@
 """The eventq: every irq type, edges while masked and unmasked, levels, INVALID returns and the
 Linux irq-chip flows (contract §8). Skipped on a device that does not offer F_IRQ."""
 
-from virtio_gpio.model.constants import IrqType, MsgType, QueueIndex
+from virtio_gpio.model.constants import Feature, IrqType, MsgType, QueueIndex
 from virtio_gpio.model.driver.linux_gpio import LINUX_KNOWN_FEATURES
 from virtio_gpio.model.layouts import IRQ_REQUEST_SIZE, Reg
 
@@ -129,7 +129,7 @@ async def events_on_every_line_are_all_delivered(dut):
 @conformance_test("GPIO-13", "MMIO-9", "C-2")
 async def without_f_irq_the_eventq_is_never_touched(dut):
     env = await DeviceEnv.start(dut)
-    drv = env.driver(features=LINUX_KNOWN_FEATURES & ~(1 << 0))
+    drv = env.driver(features=LINUX_KNOWN_FEATURES & ~Feature.GPIO_F_IRQ.mask)
 
     def scenario():
         drv.probe()

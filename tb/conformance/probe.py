@@ -5,7 +5,7 @@ from itertools import combinations
 from virtio_gpio.model.constants import (
     DEVICE_ID_GPIO, MAGIC_VALUE, MMIO_VERSION, DeviceStatus, Feature, QueueIndex,
 )
-from virtio_gpio.model.driver.linux_gpio import ConfigRead
+from virtio_gpio.model.driver.linux_gpio import ConfigRead, negotiate_features
 from virtio_gpio.model.layouts import CONFIG_SPACE_SIZE, Reg
 
 from ..env import DeviceEnv
@@ -16,16 +16,9 @@ OPTIONAL = (Feature.GPIO_F_IRQ, Feature.RING_INDIRECT_DESC, Feature.RING_EVENT_I
 
 
 def negotiate(env: DeviceEnv, features: int) -> bool:
-    """virtio.c's status steps up to FEATURES_OK; returns whether FEATURES_OK was accepted."""
-    t = env.transport
-    t.write(Reg.STATUS, 0)
-    for bit in (DeviceStatus.ACKNOWLEDGE, DeviceStatus.DRIVER):
-        t.write(Reg.STATUS, t.read(Reg.STATUS) | bit)
-    for sel in (1, 0):
-        t.write(Reg.DRIVER_FEATURES_SEL, sel)
-        t.write(Reg.DRIVER_FEATURES, (features >> (32 * sel)) & 0xFFFF_FFFF)
-    t.write(Reg.STATUS, t.read(Reg.STATUS) | DeviceStatus.FEATURES_OK)
-    return bool(t.read(Reg.STATUS) & DeviceStatus.FEATURES_OK)
+    """Reset, then virtio.c's steps up to FEATURES_OK; returns whether FEATURES_OK was accepted."""
+    env.transport.write(Reg.STATUS, 0)
+    return negotiate_features(env.transport, features)
 
 
 @conformance_test("MMIO-1", "MMIO-2", "MMIO-3", "GEN-9", "GEN-10", "GPIO-3", "GPIO-4", "GPIO-5",

@@ -6,10 +6,12 @@ and the firewall that nothing outside the granted buffers was touched."""
 import os
 
 from virtio_gpio.model.constants import (
-    DescFlags, DeviceStatus, InterruptStatus, IrqType, MsgType, QueueIndex,
+    DescFlags, DeviceStatus, Feature, InterruptStatus, IrqType, MsgType, QueueIndex,
 )
 from virtio_gpio.model.driver.linux_gpio import LINUX_KNOWN_FEATURES, DriverTimeout
-from virtio_gpio.model.layouts import DESC_SIZE, GPIO_REQUEST_PACKER, Reg, RING_IDX_OFFSET
+from virtio_gpio.model.layouts import (
+    DESC_SIZE, GPIO_REQUEST_PACKER, RING_HEADER_SIZE, RING_IDX_OFFSET, Reg,
+)
 from virtio_gpio.model.memory import AccessKind, BusResponse, Perm
 
 from ..env import DeviceEnv
@@ -171,17 +173,17 @@ async def bus_errors_on_every_kind_of_access(dut):
     targets = ("avail", "desc", "request", "reply", "used")
     for i, target in enumerate(targets):
         response = (BusResponse.SLVERR, BusResponse.DECERR)[i % 2]
-        drv = env.driver(features=LINUX_KNOWN_FEATURES & ~(1 << 28), timeout_steps=TIMEOUT_STEPS)
+        drv = env.driver(features=LINUX_KNOWN_FEATURES & ~Feature.RING_INDIRECT_DESC.mask, timeout_steps=TIMEOUT_STEPS)
 
         def scenario():
             drv.probe()
             vq = drv.vqs[QueueIndex.REQUESTQ]
             line = drv.lines[0]
-            where = {"avail": (vq.avail_addr, 4, AccessKind.READ),
-                     "desc": (vq.desc_addr, DESC_SIZE * vq.num, AccessKind.READ),
+            where = {"avail": (vq.avail_addr, RING_HEADER_SIZE, AccessKind.READ),
+                     "desc": (vq.desc_addr, vq.geometry.desc_table_size, AccessKind.READ),
                      "request": (line.req, 8, AccessKind.READ),
                      "reply": (line.res, 2, AccessKind.WRITE),
-                     "used": (vq.used_addr, 8 + 8 * vq.num, AccessKind.WRITE)}[target]
+                     "used": (vq.used_addr, vq.geometry.used_ring_size, AccessKind.WRITE)}[target]
             addr, size, kind = where
             env.memory.inject_error(addr, size, response, kind)
             p = drv.submit(MsgType.GET_DIRECTION, 0)
