@@ -6,7 +6,7 @@ VENV   := .venv
 VPY    := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: all env sim test verilog lint bench clean
+.PHONY: all env sim test verilog lint bench synth bitstream clean
 
 ARGS ?=
 
@@ -15,7 +15,7 @@ all: test
 $(STAMP): pyproject.toml
 	@echo "== creating $(VENV) and installing the pinned dependencies (first run only)"
 	$(PYTHON) -m venv $(VENV)
-	$(VPY) -m pip install --quiet --disable-pip-version-check -e '.[sim,test]'
+	$(VPY) -m pip install --quiet --disable-pip-version-check -e '.[sim,test,synth]'
 	@touch $@
 
 env: $(STAMP)
@@ -35,6 +35,17 @@ verilog: $(STAMP)
 # verilator --lint-only -Wall on that file, with the waivers of hdl/lint.vlt.
 lint: verilog
 	$(VPY) -m virtio_gpio.tb.lint build/virtio_gpio.v
+
+# Out-of-context builds (iCE40 UP5K, ECP5 85F x gpio8/32/128/32-plain) and the board bitstreams;
+# the table is printed and written to build/synth/report.json. Fails when a build misses its
+# frequency or does not fit (ARGS='--part ecp5-85f --config gpio32 --board none --freq 90').
+synth: $(STAMP)
+	$(VPY) -m virtio_gpio.cli synth $(ARGS)
+
+# One board's bitstream (BOARD=ulx3s or icebreaker), under build/synth/boards/$(BOARD)/.
+BOARD ?= ulx3s
+bitstream: $(STAMP)
+	$(VPY) -m virtio_gpio.cli synth --part none --board $(BOARD) $(ARGS)
 
 test: $(STAMP)
 	$(VPY) -m pytest

@@ -2,7 +2,9 @@
 
 * ``sim``: the Verilator conformance regression of the RTL against the golden model;
 * ``verilog``: write the device as one Verilog file;
-* ``model``: the Linux driver model against the golden model alone (no simulator).
+* ``model``: the Linux driver model against the golden model alone (no simulator);
+* ``synth``: out-of-context and board builds on the open FPGA toolchain, with the resource and
+  timing report (needs the ``synth`` extra).
 """
 
 import argparse
@@ -79,6 +81,39 @@ def _sim(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
+def _synth(args: argparse.Namespace) -> int:
+    from .synth import report, sweep
+    from .synth.flow import ToolchainMissing
+    from .synth.targets import TargetError
+
+    def chosen(value):
+        return "" if value == "none" else value
+
+    try:
+        jobs = (sweep.ooc_jobs(chosen(args.part), chosen(args.config), args.freq, args.out)
+                + sweep.board_jobs(chosen(args.board), args.out))
+        if not jobs:
+            raise TargetError("nothing to build: every list is 'none'")
+        rows = sweep.run(jobs, parallel=args.jobs, out=args.out)
+    except (TargetError, ToolchainMissing) as e:
+        print(f"virtio-gpio synth: {e}", file=sys.stderr)
+        return 2
+    print()
+    print(report.format_table(rows))
+    print()
+    print("critical paths:")
+    print(report.format_critical_paths(rows))
+    print(f"\nreport: {args.out / 'report.json'}")
+    for r in rows:
+        if r["kind"] == "board" and r["bitstream"]:
+            print(f"bitstream: {r['bitstream']}")
+    failed = [r for r in rows if r["status"] != report.MET]
+    for r in failed:
+        print(f"FAILED {r['target']} {r['config']}: {r['status']}: {r['message']} "
+              f"(log: {r['build_dir']}/build.log)", file=sys.stderr)
+    return 1 if failed else 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="virtio-gpio", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -96,6 +131,21 @@ def main(argv: list[str] | None = None) -> int:
     model = sub.add_parser("model", help="run the Linux driver model against the golden model")
     _add_config_options(model, names_default=True)
     model.set_defaults(func=_model)
+    synth = sub.add_parser(
+        "synth", help="build for FPGAs and report resources and Fmax",
+        description="Out-of-context builds of the device (every part x configuration) and the "
+                    "board builds; prints the table, writes report.json, and fails when a build "
+                    "misses its frequency or does not fit. Lists are comma-separated; 'none' "
+                    "skips a kind.")
+    synth.add_argument("--part", help="out-of-context parts (default: all of ice40-up5k, ecp5-85f)")
+    synth.add_argument("--config", help="configurations (default: all of gpio8, gpio32, gpio128, "
+                                        "gpio32-plain)")
+    synth.add_argument("--board", help="board builds (default: all of icebreaker, ulx3s)")
+    synth.add_argument("--freq", type=float, help="requested MHz of the out-of-context builds "
+                                                  "(default: 48 on iCE40, 100 on ECP5)")
+    synth.add_argument("--jobs", type=int, default=2, help="builds at a time (default %(default)s)")
+    synth.add_argument("--out", type=Path, default=Path("build/synth"))
+    synth.set_defaults(func=_synth)
     args = parser.parse_args(argv)
     try:
         return args.func(args)

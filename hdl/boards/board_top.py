@@ -1,0 +1,128 @@
+"""A board top: the device with its GPIO lines on the board's LEDs, buttons and header pins, its DMA
+port on an on-chip guest memory, and its register window and that memory reachable from a host PC
+through a UART-to-AXI4-Lite bridge, so that the host can act as the virtio driver.
+
+Host address map (what the bridge's READ/WRITE addresses mean):
+
+========================  ==========================================================
+``REGISTERS_BASE``        the device's 4 KiB virtio-mmio register window
+``MEMORY_BASE``           the guest memory; host offset k is guest-physical address k
+========================  ==========================================================
+
+The device sees the guest memory at guest-physical address 0 (its DMA addresses are offsets into
+it); a DMA address beyond the memory gets DECERR, as unmapped memory would on a real SoC.
+"""
+
+import enum
+from dataclasses import dataclass
+
+from amaranth.hdl import Module
+from amaranth.lib import io, wiring
+from amaranth.lib.wiring import connect
+
+from ...model.config import DeviceConfig
+from ...model.constants import MMIO_WINDOW_SIZE
+from ..device import VirtioGpioDevice
+from ..soc.axi_lite_decoder import AxiLiteDecoder
+from ..soc.guest_ram import GuestRam
+from ..soc.uart_bridge import UartBusBridge
+
+REGISTERS_BASE = 0x0000_0000
+MEMORY_BASE = 0x1000_0000
+HOST_ADDR_WIDTH = 32
+DEFAULT_BAUD = 115_200
+DEVICE_INSTANCE = "device"
+
+
+class LineKind(enum.Enum):
+    OUTPUT = "output"  # an LED: lit while the line drives 1; reads back what it drives
+    INPUT = "input"  # a button: reads the button, drives nothing
+    INOUT = "inout"  # a header pin: a real tristate pin
+
+
+@dataclass(frozen=True)
+class LinePin:
+    """GPIO line → board resource. ``name`` becomes the line's name (GET_LINE_NAMES)."""
+
+    name: str
+    kind: LineKind
+    resource: str
+    number: int = 0
+
+
+@dataclass(frozen=True)
+class Board:
+    name: str
+    part: str  # the synthesis part of its FPGA (synth.targets.PARTS)
+    platform_class: type
+    lines: tuple[LinePin, ...]
+    memory_bytes: int
+    queue_size_max: int = 16
+    extra_resources: tuple = ()  # resources the board's platform does not define (header pins)
+    baud: int = DEFAULT_BAUD
+    device_path: str = DEVICE_INSTANCE
+
+    @property
+    def config(self) -> DeviceConfig:
+        return DeviceConfig(ngpio=len(self.lines), line_names=tuple(p.name for p in self.lines),
+                            queue_size_max=self.queue_size_max,
+                            dma_addr_width=HOST_ADDR_WIDTH, dma_data_width=32)
+
+    def platform(self):
+        platform = self.platform_class()
+        platform.add_resources(list(self.extra_resources))
+        return platform
+
+    @property
+    def clock_mhz(self) -> float:
+        return self.platform_class().default_clk_frequency / 1e6
+
+    def top(self) -> "BoardTop":
+        return BoardTop(self)
+
+
+class BoardTop(wiring.Component):
+    def __init__(self, board: Board):
+        self.board = board
+        super().__init__({})
+
+    def elaborate(self, platform):
+        m = Module()
+        board = self.board
+        config = board.config
+        divisor = round(platform.default_clk_frequency / board.baud)
+
+        m.submodules[DEVICE_INSTANCE] = device = VirtioGpioDevice(config)
+        m.submodules.ram = ram = GuestRam(board.memory_bytes, data_width=config.dma_data_width,
+                                          addr_width=config.dma_addr_width)
+        m.submodules.bridge = bridge = UartBusBridge(divisor)
+        m.submodules.decoder = decoder = AxiLiteDecoder(
+            HOST_ADDR_WIDTH, 32, [("registers", REGISTERS_BASE, MMIO_WINDOW_SIZE),
+                                  ("memory", MEMORY_BASE, board.memory_bytes)])
+        connect(m, bridge.bus, decoder.bus)
+        connect(m, decoder.registers, device.s_axil)
+        connect(m, decoder.memory, ram.host)
+        connect(m, device.m_axi, ram.dma)
+        m.d.comb += bridge.irq.eq(device.irq)
+
+        uart = platform.request("uart", 0, dir="-")
+        m.submodules.uart_rx = uart_rx = io.Buffer("i", uart.rx)
+        m.submodules.uart_tx = uart_tx = io.Buffer("o", uart.tx)
+        m.d.comb += [bridge.rx.eq(uart_rx.i), uart_tx.o.eq(bridge.tx)]
+        self._wire_lines(m, platform, device)
+        return m
+
+    def _wire_lines(self, m, platform, device):
+        for line, pin in enumerate(self.board.lines):
+            port = platform.request(pin.resource, pin.number, dir="-")
+            if pin.kind is LineKind.INPUT:
+                m.submodules[f"line{line}"] = buffer = io.Buffer("i", port)
+                m.d.comb += device.gpio_i[line].eq(buffer.i)
+            elif pin.kind is LineKind.OUTPUT:
+                m.submodules[f"line{line}"] = buffer = io.Buffer("o", port)
+                driven = device.gpio_o[line] & device.gpio_oe[line]
+                m.d.comb += [buffer.o.eq(driven), device.gpio_i[line].eq(driven)]
+            else:
+                m.submodules[f"line{line}"] = buffer = io.Buffer("io", port)
+                m.d.comb += [buffer.o.eq(device.gpio_o[line]), buffer.oe.eq(device.gpio_oe[line]),
+                             device.gpio_i[line].eq(buffer.i)]

@@ -1,0 +1,1 @@
+"""Host-side software for the board builds: the UART bridge client."""
