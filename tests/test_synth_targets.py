@@ -6,7 +6,7 @@ import re
 import pytest
 
 from virtio_gpio.hdl.boards.board_top import LineKind
-from virtio_gpio.hdl.boards.harness import DEVICE_INSTANCE, HARNESS_INSTANCE, OutOfContextTop
+from virtio_gpio.hdl.boards.harness import DEVICE_INSTANCE, HARNESS_INSTANCE
 from virtio_gpio.synth import flow, sweep
 from virtio_gpio.synth.targets import BOARDS, PARTS, SWEEP_CONFIGS, TargetError, select
 

@@ -18,11 +18,12 @@ from dataclasses import dataclass
 
 from amaranth.hdl import Module
 from amaranth.lib import io, wiring
-from amaranth.lib.wiring import connect
+from amaranth.lib.wiring import In, Out, connect
 
 from ...model.config import DeviceConfig
 from ...model.constants import MMIO_WINDOW_SIZE
 from ..device import VirtioGpioDevice
+from ..registers import REGISTER_DATA_WIDTH
 from ..soc.axi_lite_decoder import AxiLiteDecoder
 from ..soc.guest_ram import GuestRam
 from ..soc.uart_bridge import UartBusBridge
@@ -31,6 +32,7 @@ REGISTERS_BASE = 0x0000_0000
 MEMORY_BASE = 0x1000_0000
 HOST_ADDR_WIDTH = 32
 DEFAULT_BAUD = 115_200
+SYSTEM_INSTANCE = "system"
 DEVICE_INSTANCE = "device"
 
 
@@ -60,7 +62,7 @@ class Board:
     queue_size_max: int = 16
     extra_resources: tuple = ()  # resources the board's platform does not define (header pins)
     baud: int = DEFAULT_BAUD
-    device_path: str = DEVICE_INSTANCE
+    device_path: str = f"{SYSTEM_INSTANCE}.{DEVICE_INSTANCE}"
 
     @property
     def config(self) -> DeviceConfig:
@@ -81,6 +83,43 @@ class Board:
         return BoardTop(self)
 
 
+class BoardSystem(wiring.Component):
+    """Everything of a board top but the pins: the device, its guest memory and the host bridge.
+    ``rx``/``tx``: the host's UART (``divisor`` clock cycles per bit); ``irq`` and the GPIO lines
+    as on the device."""
+
+    def __init__(self, config: DeviceConfig, memory_bytes: int, divisor: int):
+        self.config = config
+        self.memory_bytes = memory_bytes
+        self.divisor = divisor
+        n = config.ngpio
+        super().__init__({"rx": In(1), "tx": Out(1, init=1), "irq": Out(1),
+                          "gpio_i": In(n), "gpio_o": Out(n), "gpio_oe": Out(n)})
+
+    def elaborate(self, platform):
+        m = Module()
+        config = self.config
+        m.submodules[DEVICE_INSTANCE] = device = VirtioGpioDevice(config)
+        m.submodules.ram = ram = GuestRam(self.memory_bytes, data_width=config.dma_data_width,
+                                          addr_width=config.dma_addr_width)
+        m.submodules.bridge = bridge = UartBusBridge(self.divisor)
+        m.submodules.decoder = decoder = AxiLiteDecoder(
+            HOST_ADDR_WIDTH, REGISTER_DATA_WIDTH,
+            [("registers", REGISTERS_BASE, MMIO_WINDOW_SIZE),
+             ("memory", MEMORY_BASE, self.memory_bytes)])
+        connect(m, bridge.bus, decoder.bus)
+        connect(m, decoder.registers, device.s_axil)
+        connect(m, decoder.memory, ram.host)
+        connect(m, device.m_axi, ram.dma)
+        m.d.comb += [
+            bridge.rx.eq(self.rx), self.tx.eq(bridge.tx),
+            bridge.irq.eq(device.irq), self.irq.eq(device.irq),
+            device.gpio_i.eq(self.gpio_i), self.gpio_o.eq(device.gpio_o),
+            self.gpio_oe.eq(device.gpio_oe),
+        ]
+        return m
+
+
 class BoardTop(wiring.Component):
     def __init__(self, board: Board):
         self.board = board
@@ -89,40 +128,27 @@ class BoardTop(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         board = self.board
-        config = board.config
         divisor = round(platform.default_clk_frequency / board.baud)
-
-        m.submodules[DEVICE_INSTANCE] = device = VirtioGpioDevice(config)
-        m.submodules.ram = ram = GuestRam(board.memory_bytes, data_width=config.dma_data_width,
-                                          addr_width=config.dma_addr_width)
-        m.submodules.bridge = bridge = UartBusBridge(divisor)
-        m.submodules.decoder = decoder = AxiLiteDecoder(
-            HOST_ADDR_WIDTH, 32, [("registers", REGISTERS_BASE, MMIO_WINDOW_SIZE),
-                                  ("memory", MEMORY_BASE, board.memory_bytes)])
-        connect(m, bridge.bus, decoder.bus)
-        connect(m, decoder.registers, device.s_axil)
-        connect(m, decoder.memory, ram.host)
-        connect(m, device.m_axi, ram.dma)
-        m.d.comb += bridge.irq.eq(device.irq)
-
+        m.submodules[SYSTEM_INSTANCE] = system = BoardSystem(board.config, board.memory_bytes,
+                                                             divisor)
         uart = platform.request("uart", 0, dir="-")
         m.submodules.uart_rx = uart_rx = io.Buffer("i", uart.rx)
         m.submodules.uart_tx = uart_tx = io.Buffer("o", uart.tx)
-        m.d.comb += [bridge.rx.eq(uart_rx.i), uart_tx.o.eq(bridge.tx)]
-        self._wire_lines(m, platform, device)
+        m.d.comb += [system.rx.eq(uart_rx.i), uart_tx.o.eq(system.tx)]
+        self._wire_lines(m, platform, system)
         return m
 
-    def _wire_lines(self, m, platform, device):
+    def _wire_lines(self, m, platform, system):
         for line, pin in enumerate(self.board.lines):
             port = platform.request(pin.resource, pin.number, dir="-")
             if pin.kind is LineKind.INPUT:
                 m.submodules[f"line{line}"] = buffer = io.Buffer("i", port)
-                m.d.comb += device.gpio_i[line].eq(buffer.i)
+                m.d.comb += system.gpio_i[line].eq(buffer.i)
             elif pin.kind is LineKind.OUTPUT:
                 m.submodules[f"line{line}"] = buffer = io.Buffer("o", port)
-                driven = device.gpio_o[line] & device.gpio_oe[line]
-                m.d.comb += [buffer.o.eq(driven), device.gpio_i[line].eq(driven)]
+                driven = system.gpio_o[line] & system.gpio_oe[line]
+                m.d.comb += [buffer.o.eq(driven), system.gpio_i[line].eq(driven)]
             else:
                 m.submodules[f"line{line}"] = buffer = io.Buffer("io", port)
-                m.d.comb += [buffer.o.eq(device.gpio_o[line]), buffer.oe.eq(device.gpio_oe[line]),
-                             device.gpio_i[line].eq(buffer.i)]
+                m.d.comb += [buffer.o.eq(system.gpio_o[line]), buffer.oe.eq(system.gpio_oe[line]),
+                             system.gpio_i[line].eq(buffer.i)]
