@@ -15,7 +15,7 @@ all: test
 $(STAMP): pyproject.toml
 	@echo "== creating $(VENV) and installing the pinned dependencies (first run only)"
 	$(PYTHON) -m venv $(VENV)
-	$(VPY) -m pip install --quiet --disable-pip-version-check -e '.[sim,test,synth]'
+	$(VPY) -m pip install --quiet --disable-pip-version-check -e '.[sim,test,synth,board]'
 	@touch $@
 
 env: $(STAMP)

@@ -4,7 +4,9 @@
 * ``verilog``: write the device as one Verilog file;
 * ``model``: the Linux driver model against the golden model alone (no simulator);
 * ``synth``: out-of-context and board builds on the open FPGA toolchain, with the resource and
-  timing report (needs the ``synth`` extra).
+  timing report (needs the ``synth`` extra);
+* ``board``: the Linux driver model probes a board's device over its USB UART and drives its lines
+  (needs the ``board`` extra).
 """
 
 import argparse
@@ -114,6 +116,51 @@ def _synth(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
+def _board(args: argparse.Namespace) -> int:
+    from .host.board_transport import BridgeTransport
+    from .host.bridge_client import BridgeClient, BridgeError
+    from .model.driver.linux_gpio import LinuxVirtioGpioDriver, ProbeError
+    from .synth.targets import BOARDS
+    try:
+        import serial
+    except ImportError:
+        print("virtio-gpio board: pyserial is not installed: pip install -e '.[board]'",
+              file=sys.stderr)
+        return 2
+    board = BOARDS.get(args.board)
+    if board is None:
+        print(f"virtio-gpio board: unknown board {args.board!r}; known: {', '.join(BOARDS)}",
+              file=sys.stderr)
+        return 2
+    settings = []
+    for item in args.set:
+        line, _, value = item.partition("=")
+        if not (line.isdigit() and value in ("0", "1")):
+            print(f"virtio-gpio board: --set takes LINE=0 or LINE=1, not {item!r}", file=sys.stderr)
+            return 2
+        settings.append((int(line), int(value)))
+    try:
+        port = serial.Serial(args.port, board.baud, timeout=args.timeout)
+    except serial.SerialException as e:
+        print(f"virtio-gpio board: cannot open {args.port}: {e}", file=sys.stderr)
+        return 2
+    with port:
+        driver = LinuxVirtioGpioDriver(BridgeTransport(BridgeClient(port), board.memory_bytes),
+                                       trace=lambda m: print(f"  {m}"))
+        try:
+            driver.probe()
+            for line, value in settings:
+                driver.direction_output(line, value)
+            for line in range(driver.ngpio):
+                name = driver.names[line] if driver.names else ""
+                print(f"line {line:3} {name:12} {driver.get_direction(line).name:5} "
+                      f"{driver.get(line)}")
+        except (BridgeError, ProbeError) as e:
+            print(f"virtio-gpio board: {e}", file=sys.stderr)
+            return 1
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="virtio-gpio", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -146,6 +193,13 @@ def main(argv: list[str] | None = None) -> int:
     synth.add_argument("--jobs", type=int, default=2, help="builds at a time (default %(default)s)")
     synth.add_argument("--out", type=Path, default=Path("build/synth"))
     synth.set_defaults(func=_synth)
+    board = sub.add_parser("board", help="probe a board's device over its UART and drive its lines")
+    board.add_argument("--port", required=True, help="the board's serial port, e.g. /dev/ttyUSB0")
+    board.add_argument("--board", default="ulx3s", help="which board top it runs (default %(default)s)")
+    board.add_argument("--set", action="append", default=[], metavar="LINE=VALUE",
+                       help="make LINE an output at VALUE (0 or 1) before listing; repeatable")
+    board.add_argument("--timeout", type=float, default=1.0, help="seconds to wait for a reply")
+    board.set_defaults(func=_board)
     args = parser.parse_args(argv)
     try:
         return args.func(args)
