@@ -10,7 +10,7 @@ requires, but starts no further burst of the command; the command then ends with
 result must be dropped.
 """
 
-from amaranth.hdl import Const, Module, Mux, Signal
+from amaranth.hdl import Cat, Const, Module, Mux, Signal
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
@@ -18,7 +18,11 @@ from .axi import AXI4Signature, BURST_INCR, RESP_OKAY
 
 MAX_READ_BYTES = 32  # two descriptors: the Linux indirect table of a GPIO request in one burst
 MAX_WRITE_BYTES = 8  # a used element
+# A read of at most this many bytes (ring indices, request bytes) lands in `rdata_short` and leaves
+# `rdata` alone, so that the engine can keep using the descriptors of the last long read.
+SHORT_READ_BYTES = 8
 BOUNDARY = 4096  # AXI: no burst crosses a 4 KiB boundary
+_SKEW_BIAS = SHORT_READ_BYTES  # >= any `dest`, a multiple of the bus width in bytes
 
 
 def _beats_needed(width_bytes: int, max_bytes: int) -> int:
@@ -36,11 +40,16 @@ class DmaCommandSignature(wiring.Signature):
             "addr": Out(addr_width),
             "length": Out(range(MAX_READ_BYTES + 1)),
             "wdata": Out(8 * MAX_WRITE_BYTES),  # byte 0 goes to `addr`
+            # A short read's byte 0 goes to byte `dest` of `rdata_short`; the bytes below `dest`
+            # keep their value, so that a request can be gathered from several reads.
+            "dest": Out(range(SHORT_READ_BYTES)),
             "abort": Out(1),
             "busy": In(1),
             "done": In(1),  # one-cycle pulse: the command has finished
             "error": In(1),  # with `done`: some beat had a response other than OKAY
-            "rdata": In(8 * MAX_READ_BYTES),  # byte 0 was read from `addr`; valid from `done` on
+            # Byte 0 was read from `addr`; valid from `done` on, until the next read of its kind.
+            "rdata": In(8 * MAX_READ_BYTES),  # reads longer than SHORT_READ_BYTES
+            "rdata_short": In(8 * SHORT_READ_BYTES),  # reads of at most SHORT_READ_BYTES
         })
 
 
@@ -66,17 +75,24 @@ class DmaPort(wiring.Component):
         burst_len = Signal(range(rd_beats + 1))  # beats of the current burst
         beat = Signal(range(rd_beats + 1))  # beats of the command done so far
         burst_beat = Signal(range(rd_beats + 1))
-        offset = Signal(wb)  # byte offset of the command address in its bus word
+        # Read alignment (see _store_beat): byte lane rotation, word skew, first byte written.
+        rotate = Signal(wb)
+        skew = Signal(range(_SKEW_BIAS // w + 1))
+        dest = Signal.like(cmd.dest)
         error = Signal()
         aborted = Signal()
         aw_done = Signal()
         w_done = Signal()
 
-        rbuf = Signal(rd_beats * self.data_width)
+        long = Signal()  # the read goes to `rdata`, not `rdata_short`
+        rbuf = Signal(8 * MAX_READ_BYTES)
+        sbuf = Signal(8 * SHORT_READ_BYTES)
+        # The write beats still to send, the next one in the lowest word: shifting by a word per
+        # beat needs no multiplexer by beat number.
         wbuf = Signal(wr_beats * self.data_width)
         wstrb = Signal(wr_beats * w)
 
-        m.d.comb += cmd.rdata.eq((rbuf >> (offset * 8))[:8 * MAX_READ_BYTES])
+        m.d.comb += [cmd.rdata.eq(rbuf), cmd.rdata_short.eq(sbuf)]
         with m.If(cmd.abort & cmd.busy):
             m.d.sync += aborted.eq(1)
 
@@ -86,12 +102,17 @@ class DmaPort(wiring.Component):
         next_len = Mux(remaining < to_boundary, remaining, to_boundary)
 
         def start(length):
-            """Latch a command: its first bus word, its offset in it, and its beats."""
+            """Latch a command: its first bus word, its alignment, and its beats."""
+            is_long = length > SHORT_READ_BYTES
+            to = Mux(is_long, 0, cmd.dest)
+            # Command byte i goes to buffer byte i + to: shift the stream by offset - to, biased
+            # to stay positive.
+            shift = (cmd.addr[:wb] + _SKEW_BIAS - to).as_unsigned()
             return [
                 cur.eq(cmd.addr & ~Const(w - 1, self.addr_width)),
-                offset.eq(cmd.addr[:wb]),
+                rotate.eq(shift[:wb]), skew.eq(_SKEW_BIAS // w - (shift >> wb)), dest.eq(to),
                 remaining.eq((cmd.addr[:wb] + length + w - 1) >> wb),
-                beat.eq(0), error.eq(0), aborted.eq(0),
+                beat.eq(0), error.eq(0), aborted.eq(0), long.eq(is_long),
             ]
 
         def setup_burst():
@@ -133,10 +154,7 @@ class DmaPort(wiring.Component):
             with m.State("R"):
                 m.d.comb += [cmd.busy.eq(1), bus.rready.eq(1)]
                 with m.If(bus.rvalid):
-                    with m.Switch(beat):
-                        for i in range(rd_beats):
-                            with m.Case(i):
-                                m.d.sync += rbuf.word_select(i, self.data_width).eq(bus.rdata)
+                    self._store_beat(m, bus.rdata, beat + skew, rotate, dest, long, rbuf, sbuf)
                     m.d.sync += [beat.eq(beat + 1), burst_beat.eq(burst_beat + 1)]
                     with m.If(bus.rresp != RESP_OKAY):
                         m.d.sync += error.eq(1)
@@ -157,17 +175,14 @@ class DmaPort(wiring.Component):
                     bus.awsize.eq(wb), bus.awburst.eq(BURST_INCR),
                     bus.wvalid.eq(~w_done), bus.wlast.eq(last),
                 ]
-                with m.Switch(beat):
-                    for i in range(wr_beats):
-                        with m.Case(i):
-                            m.d.comb += [bus.wdata.eq(wbuf.word_select(i, self.data_width)),
-                                         bus.wstrb.eq(wstrb.word_select(i, w))]
+                m.d.comb += [bus.wdata.eq(wbuf[:self.data_width]), bus.wstrb.eq(wstrb[:w])]
                 aw_now = aw_done | bus.awready
                 w_now = w_done | (bus.wready & last)
                 with m.If(bus.awready):
                     m.d.sync += aw_done.eq(1)
                 with m.If(bus.wvalid & bus.wready):
-                    m.d.sync += [beat.eq(beat + 1), burst_beat.eq(burst_beat + 1)]
+                    m.d.sync += [beat.eq(beat + 1), burst_beat.eq(burst_beat + 1),
+                                 wbuf.eq(wbuf >> self.data_width), wstrb.eq(wstrb >> w)]
                     with m.If(last):
                         m.d.sync += w_done.eq(1)
                 with m.If(aw_now & w_now):
@@ -184,3 +199,22 @@ class DmaPort(wiring.Component):
                 m.d.comb += [cmd.done.eq(1), cmd.error.eq(error)]
                 m.next = "IDLE"
         return m
+
+    def _store_beat(self, m, rdata, beat, rotate, dest, long, rbuf, sbuf):
+        """Store a read beat aligned. The beat is rotated by ``rotate`` byte lanes once; then its
+        lane j belongs to buffer word ``beat`` (the beat number plus the skew) or, where the
+        rotation wrapped around, to word ``beat - 1``. Aligning on the way in costs one rotator of a
+        bus word instead of a shifter of the whole buffer on the way out."""
+        w = self.data_width // 8
+        rotated = Signal(self.data_width)
+        m.d.comb += rotated.eq((Cat(rdata, rdata) >> (rotate * 8))[:self.data_width])
+        for buf, is_long in ((rbuf, long), (sbuf, ~long)):
+            for k in range(len(buf) // self.data_width):
+                for j in range(w):
+                    # Lane j + rotate is past the end of the bus word (never for lane 0).
+                    wrapped = rotate >= w - j if j else 0
+                    en = is_long & Mux(wrapped, beat == k + 1, beat == k)
+                    if buf is sbuf and k * w + j < SHORT_READ_BYTES - 1:  # any dest <= the last
+                        en &= dest <= k * w + j
+                    with m.If(en):
+                        m.d.sync += buf.word_select(k * w + j, 8).eq(rotated.word_select(j, 8))

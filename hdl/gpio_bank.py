@@ -44,7 +44,8 @@ def held_buffer_layout(addr_width: int) -> data.StructLayout:
 
 
 class GpioRequestSignature(wiring.Signature):
-    """One requestq message, executed in the cycle ``execute`` is high (engine view)."""
+    """One requestq message, executed in the cycle ``execute`` is high (engine view). ``gpio`` is
+    also the line the eventq side asks about: the bank looks at one line at a time."""
 
     def __init__(self):
         super().__init__({
@@ -62,8 +63,9 @@ class GpioEventSignature(wiring.Signature):
 
     def __init__(self, ngpio: int, addr_width: int):
         super().__init__({
-            # A buffer for `line` may be held (line < ngpio, irq type not NONE, none held yet).
-            "line": Out(16), "acceptable": In(1),
+            # A buffer for the request's `gpio` line may be held (gpio < ngpio, irq type not
+            # NONE, none held yet).
+            "acceptable": In(1),
             "hold": Out(1), "hold_buffer": Out(held_buffer_layout(addr_width)),
             # The lowest line with a held buffer and a latched edge or active level.
             "due": In(1), "due_line": In(line_index(ngpio)),
@@ -112,16 +114,20 @@ class GpioBank(wiring.Component):
                                                 depth=max(n, 2), init=[])
         wr = buffers.write_port()
         rd = buffers.read_port()
-        m.d.comb += [wr.addr.eq(ev.line), wr.data.eq(ev.hold_buffer), wr.en.eq(ev.hold),
+        m.d.comb += [wr.addr.eq(req.gpio), wr.data.eq(ev.hold_buffer), wr.en.eq(ev.hold),
                      rd.addr.eq(ev.buffer_line), ev.buffer.eq(rd.data)]
 
-        # Eventq: may a buffer be held for `line`?
-        ev_in_range = ev.line < n
-        target = select(Mux(ev_in_range, ev.line, 0))
-        m.d.comb += ev.acceptable.eq(ev_in_range & (target.irq_type != IrqType.NONE) & ~target.held)
+        # The one line the request or the eventq buffer is about.
+        in_range = req.gpio < n
+        index = Mux(in_range, req.gpio, 0)
+        addressed = select(index)
+
+        # Eventq: may a buffer be held for it?
+        m.d.comb += ev.acceptable.eq(in_range & (addressed.irq_type != IrqType.NONE)
+                                     & ~addressed.held)
 
         # Requestq: the new state of the addressed line.
-        updated, write_back = self._execute(m, select, pin)
+        updated, write_back = self._execute(m, addressed, index, in_range, pin)
 
         # Per-line updates, in priority order (a later assignment wins): the request's write-back,
         # holding and taking eventq buffers, then edge latching, so that an edge seen in the same
@@ -130,7 +136,7 @@ class GpioBank(wiring.Component):
         for i, line in enumerate(lines):
             with m.If(write_back & (req.gpio == i)):
                 m.d.sync += line.eq(updated)
-            with m.If(ev.hold & (ev.line == i)):
+            with m.If(ev.hold & (req.gpio == i)):
                 m.d.sync += line.held.eq(1)
             with m.If(ev.take & (ev.due_line == i)):
                 m.d.sync += [line.held.eq(0), line.edge_latched.eq(0)]
@@ -152,13 +158,9 @@ class GpioBank(wiring.Component):
         m.d.comb += [ev.due.eq(due.any()), ev.due_line.eq(due_line)]
         return m
 
-    def _execute(self, m, select, pin):
+    def _execute(self, m, line, index, in_range, pin):
         """Decode the request; returns the addressed line's new state and when to store it."""
         req = self.request
-        n = self.config.ngpio
-        in_range = req.gpio < n
-        index = Mux(in_range, req.gpio, 0)
-        line = select(index)
         level = pin.bit_select(index, 1)
         direction, value = line.direction, req.value
 

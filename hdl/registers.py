@@ -7,7 +7,7 @@ interrupts back. Every write takes effect in the cycle its handshake completes, 
 visible on the very next access.
 """
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 from amaranth.hdl import Array, Cat, Module, Mux, Signal
 from amaranth.lib import data, wiring
@@ -28,13 +28,17 @@ REGISTER_DATA_WIDTH = 32
 ALL_STROBES = 0b1111
 DRIVER_STATUS_BITS = (DeviceStatus.ACKNOWLEDGE | DeviceStatus.DRIVER | DeviceStatus.DRIVER_OK
                       | DeviceStatus.FEATURES_OK | DeviceStatus.FAILED)
-QUEUE_NUM_WIDTH = 16  # QueueNum is at most 32768
 
 
-def queue_config_layout(addr_width: int) -> data.StructLayout:
+def queue_num_shape(queue_size_max: int) -> int:
+    """Bits of a valid QueueNum: a power of two <= queue_size_max."""
+    return queue_size_max.bit_length()
+
+
+def queue_config_layout(addr_width: int, queue_size_max: int) -> data.StructLayout:
     return data.StructLayout({
         "ready": 1,
-        "num": QUEUE_NUM_WIDTH,  # valid (a power of two <= queue_size_max) while ready
+        "num": queue_num_shape(queue_size_max),  # valid (a power of two <= queue_size_max) while ready
         "desc": addr_width, "driver": addr_width, "device": addr_width,
     })
 
@@ -42,11 +46,12 @@ def queue_config_layout(addr_width: int) -> data.StructLayout:
 class TransportSignature(wiring.Signature):
     """What the register file tells the virtqueue engine (register-file view)."""
 
-    def __init__(self, addr_width: int):
+    def __init__(self, addr_width: int, queue_size_max: int):
         super().__init__({
             "live": Out(1),  # DRIVER_OK and FEATURES_OK, not FAILED, not DEVICE_NEEDS_RESET
             "irq_negotiated": Out(1), "indirect_negotiated": Out(1), "event_idx_negotiated": Out(1),
-            "queues": Out(data.ArrayLayout(queue_config_layout(addr_width), NUM_QUEUES)),
+            "queues": Out(data.ArrayLayout(queue_config_layout(addr_width, queue_size_max),
+                                           NUM_QUEUES)),
             "kick": Out(NUM_QUEUES),  # look at this queue's avail ring (notify, enable, DRIVER_OK)
             "restart": Out(NUM_QUEUES),  # QueueReady changed: forget the queue's run-time state
             "reset": Out(1),  # Status = 0
@@ -57,11 +62,17 @@ class TransportSignature(wiring.Signature):
 
 @dataclass
 class _QueueRegisters:
+    """Only what the validity check and the engine need is kept of each written value."""
     ready: Signal
-    num: Signal  # as written (32 bits), checked when QueueReady is set
-    desc: Signal  # ring addresses as written (64 bits), checked against the DMA width
+    num: Signal  # the bits a valid QueueNum can have...
+    num_high: Signal  # ...and whether any bit above those was written
+    desc: Signal  # ring addresses, as wide as the DMA port...
     driver: Signal
     device: Signal
+    high: Signal  # ...and per part, whether an address bit above the DMA width was written
+
+
+_RING_PARTS = ("desc", "driver", "device")
 
 
 class RegisterFile(wiring.Component):
@@ -69,7 +80,7 @@ class RegisterFile(wiring.Component):
         self.config = config
         super().__init__({
             "bus": In(AXI4LiteSignature(addr_width=REGISTER_ADDR_WIDTH, data_width=REGISTER_DATA_WIDTH)),
-            "engine": Out(TransportSignature(config.dma_addr_width)),
+            "engine": Out(TransportSignature(config.dma_addr_width, config.queue_size_max)),
             "irq": Out(1),
         })
 
@@ -85,9 +96,11 @@ class RegisterFile(wiring.Component):
         self.unoffered = Signal(2)  # per half: a bit that is not offered was written
         self.bad_select = Signal()  # a non-zero DriverFeatures write with DriverFeaturesSel >= 2
         self.queue_sel = Signal(2)  # 0, 1, or 2 for "no such queue"
-        self.queues = [_QueueRegisters(*(Signal(w, name=f"queue{q}_{f}") for f, w in
-                                         (("ready", 1), ("num", 32), ("desc", 64), ("driver", 64),
-                                          ("device", 64))))
+        aw = self.config.dma_addr_width
+        shapes = (("ready", 1), ("num", queue_num_shape(self.config.queue_size_max)),
+                  ("num_high", 1), ("desc", aw), ("driver", aw), ("device", aw),
+                  ("high", len(_RING_PARTS)))
+        self.queues = [_QueueRegisters(*(Signal(w, name=f"queue{q}_{f}") for f, w in shapes))
                        for q in range(NUM_QUEUES)]
         status, interrupt_status = self.status, self.interrupt_status
 
@@ -148,6 +161,11 @@ class RegisterFile(wiring.Component):
 
         value, offset = bus.wdata, bus.awaddr
         selected = self._selected_queue()
+        # The selected queue's configuration is checked one cycle ahead: a write changes it at
+        # the earliest two cycles before the next write (B handshake), so the QueueReady write
+        # always sees the check of what it enables.
+        config_valid = Signal()
+        m.d.sync += config_valid.eq(self._queue_config_valid(selected))
         with m.If(accept & (bus.wstrb == ALL_STROBES) & (offset < Reg.CONFIG)):
             with m.Switch(offset):
                 with m.Case(Reg.DEVICE_FEATURES_SEL):
@@ -165,7 +183,7 @@ class RegisterFile(wiring.Component):
                         m.d.comb += restart.eq(1 << self.queue_sel)
                         with m.If(value[0]):
                             m.d.comb += kick.eq(1 << self.queue_sel)
-                            m.d.comb += queue_error.eq(~self._queue_config_valid(selected))
+                            m.d.comb += queue_error.eq(~config_valid)
                 with m.Case(Reg.QUEUE_NOTIFY):
                     for q, regs in enumerate(self.queues):
                         with m.If(self._queue_exists(value) & (value == q) & regs.ready):
@@ -193,8 +211,8 @@ class RegisterFile(wiring.Component):
     def _selected_queue(self) -> _QueueRegisters:
         """The registers of queue 0 or 1 by QueueSel's low bit (callers check that it exists)."""
         q0, q1 = self.queues
-        return _QueueRegisters(*(Array([getattr(q0, f), getattr(q1, f)])[self.queue_sel[0]]
-                                 for f in ("ready", "num", "desc", "driver", "device")))
+        return _QueueRegisters(*(Array([getattr(q0, f.name), getattr(q1, f.name)])[self.queue_sel[0]]
+                                 for f in fields(_QueueRegisters)))
 
     def _read_word(self, m, addr, rdata):
         """Load ``rdata`` with the 32-bit word at ``addr`` (the byte lanes are the manager's to
@@ -261,35 +279,47 @@ class RegisterFile(wiring.Component):
             self.status, self.interrupt_status, self.device_features_sel, self.driver_features_sel,
             self.driver_features, self.unoffered, self.bad_select, self.queue_sel)]
         for regs in self.queues:
-            m.d.sync += [regs.ready.eq(0), regs.num.eq(0), regs.desc.eq(0), regs.driver.eq(0),
-                         regs.device.eq(0)]
+            m.d.sync += [getattr(regs, f.name).eq(0) for f in fields(_QueueRegisters)]
 
     def _queue_config_valid(self, q: _QueueRegisters):
         """Contract §4: QueueNum a power of two <= queue_size_max, each ring part aligned and
         inside the DMA address space."""
-        cfg = self.config
+        qsm = self.config.queue_size_max
         num = q.num
-        valid = (num != 0) & ((num & (num - 1)) == 0) & (num <= cfg.queue_size_max)
+        # With the bits above queue_size_max clear, a power of two is also <= queue_size_max.
+        valid = ~q.num_high & (num != 0) & ((num & (num - 1)) == 0)
         geo = RingGeometry(num)  # the model's ring arithmetic, on signals
-        for addr, size, align in ((q.desc, geo.desc_table_size, DESC_TABLE_ALIGN),
-                                  (q.driver, geo.avail_ring_size, AVAIL_RING_ALIGN),
-                                  (q.device, geo.used_ring_size, USED_RING_ALIGN)):
-            valid &= (addr[:(align - 1).bit_length()] == 0) & (addr + size <= cfg.dma_addr_limit)
+        largest = RingGeometry(qsm)
+        for i, (addr, size, largest_size, align) in enumerate((
+                (q.desc, geo.desc_table_size, largest.desc_table_size, DESC_TABLE_ALIGN),
+                (q.driver, geo.avail_ring_size, largest.avail_ring_size, AVAIL_RING_ALIGN),
+                (q.device, geo.used_ring_size, largest.used_ring_size, USED_RING_ALIGN))):
+            # addr + size <= dma_addr_limit, i.e. the bytes above addr (~addr) >= size - 1: the
+            # sizes are small, so only their width is compared, the rest just has to be non-zero.
+            size_bits = (largest_size - 1).bit_length()
+            above = ~addr
+            valid &= ((addr[:(align - 1).bit_length()] == 0) & ~q.high[i]
+                      & ((above[size_bits:] != 0) | (above[:size_bits] >= size - 1)))
         return valid
 
-    @staticmethod
-    def _write_queue_config(m, offset, value, q: _QueueRegisters):
+    def _write_queue_config(self, m, offset, value, q: _QueueRegisters):
+        aw = self.config.dma_addr_width
         with m.Switch(offset):
             with m.Case(Reg.QUEUE_SIZE):
-                m.d.sync += q.num.eq(value)
-            for field, low, high in (("desc", Reg.QUEUE_DESC_LOW, Reg.QUEUE_DESC_HIGH),
-                                     ("driver", Reg.QUEUE_DRIVER_LOW, Reg.QUEUE_DRIVER_HIGH),
-                                     ("device", Reg.QUEUE_DEVICE_LOW, Reg.QUEUE_DEVICE_HIGH)):
+                m.d.sync += [q.num.eq(value), q.num_high.eq(value[len(q.num):] != 0)]
+            for i, (field, low, high) in enumerate((
+                    ("desc", Reg.QUEUE_DESC_LOW, Reg.QUEUE_DESC_HIGH),
+                    ("driver", Reg.QUEUE_DRIVER_LOW, Reg.QUEUE_DRIVER_HIGH),
+                    ("device", Reg.QUEUE_DEVICE_LOW, Reg.QUEUE_DEVICE_HIGH))):
                 addr = getattr(q, field)
+                word = REGISTER_DATA_WIDTH
                 with m.Case(low):
-                    m.d.sync += addr[:32].eq(value)
+                    m.d.sync += addr[:word].eq(value)
                 with m.Case(high):
-                    m.d.sync += addr[32:].eq(value)
+                    if aw > word:
+                        m.d.sync += addr[word:].eq(value)
+                    else:
+                        m.d.sync += q.high[i].eq(value != 0)
 
 
 def _clamp(value, limit):

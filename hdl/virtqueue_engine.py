@@ -33,7 +33,6 @@ from .registers import TransportSignature
 INDEX_BITS = 16  # ring indices and descriptor indices
 TABLE_LEN_BITS = 32 - 4 + 1  # descriptors in an indirect table: le32 len / 16, plus a spare bit
 DESCS_PER_FETCH = 2  # one burst brings a descriptor and the one after it (Linux's indirect pair)
-WLEN_BITS = 33  # sum of writable lengths, saturating
 
 
 class Continuation(enum.Enum, shape=2):
@@ -48,7 +47,7 @@ class VirtqueueEngine(wiring.Component):
         self.config = config
         aw = config.dma_addr_width
         super().__init__({
-            "transport": In(TransportSignature(aw)),
+            "transport": In(TransportSignature(aw, config.queue_size_max)),
             "dma": Out(DmaCommandSignature(aw)),
             "gpio_request": Out(GpioRequestSignature()),
             "gpio_event": Out(GpioEventSignature(config.ngpio, aw)),
@@ -60,7 +59,16 @@ class VirtqueueEngine(wiring.Component):
         aw = cfg.dma_addr_width
         tr, dma, gr, ev = self.transport, self.dma, self.gpio_request, self.gpio_event
         names_size = cfg.gpio_names_size
-        limit = cfg.dma_addr_limit
+        # Reply lengths never exceed this: lengths of writable descriptors are kept saturated at it,
+        # which changes no comparison with a reply length and keeps the counters narrow.
+        reply_max = max(GPIO_REPLY_SIZE, 1 + names_size)
+        reply_shape = range(reply_max + 1)
+
+        def saturate(length):
+            """``min(length, reply_max)`` of a 32-bit descriptor length, narrow."""
+            bits = reply_max.bit_length()
+            over = (length[bits:] != 0) | (length[:bits] >= reply_max)
+            return Mux(over, reply_max, length[:bits])
 
         # -- per-queue run-time state --------------------------------------------------------
         kick_pending = Signal(NUM_QUEUES)
@@ -70,66 +78,90 @@ class VirtqueueEngine(wiring.Component):
         published_valid = Signal(NUM_QUEUES)
 
         q = Signal(range(NUM_QUEUES))  # the queue being drained
-        qc = tr.queues[q]
         q_last_avail = Cat(last_avail).word_select(q, INDEX_BITS)
-        pending = Signal(INDEX_BITS + 1)  # chains announced by the last avail.idx read, not yet taken
+        pending = Signal(len(tr.queues[0].num))  # chains announced by avail.idx, not yet taken
 
         # -- the chain being parsed ----------------------------------------------------------
         head = Signal(INDEX_BITS)
         table = Signal(aw)
         table_len = Signal(TABLE_LEN_BITS)
+        budget = Signal(TABLE_LEN_BITS)  # descriptors the walk may still visit (loop detection)
         in_indirect = Signal()
         index = Signal(INDEX_BITS)
-        visited = Signal(TABLE_LEN_BITS)
-        cache = Signal(DESCS_PER_FETCH * Descriptor.size)
+        index_next = Signal(INDEX_BITS + 1)
+        m.d.comb += index_next.eq(index + 1)
+        # The descriptor cache is the DMA port's buffer of the last long read: the descriptors at
+        # cache_base and (if cache_count is 2) cache_base + 1 = cache_next.
         cache_base = Signal(INDEX_BITS)
+        cache_next = Signal(INDEX_BITS + 1)
         cache_count = Signal(range(DESCS_PER_FETCH + 1))
-        desc = Signal(Descriptor)
-        request = Signal(GpioRequest)
+        slot = Signal(range(DESCS_PER_FETCH))  # the cached descriptor being decoded
+        desc = data.View(Descriptor, dma.rdata.word_select(slot, Descriptor.size))
+        # The request is gathered into the DMA port's short-read buffer (each read lands at `have`).
+        request = data.View(GpioRequest, dma.rdata_short[:GpioRequest.size])
         have = Signal(range(GPIO_REQUEST_SIZE + 1))  # request bytes gathered
         writable_seen = Signal()
-        wlen = Signal(WLEN_BITS)
-        first_w = Signal(data.StructLayout({"valid": 1, "addr": aw, "len": 32, "next": INDEX_BITS,
-                                            "more": 1, "table": aw}))
+        wlen = Signal(reply_shape)  # sum of writable lengths, saturating at reply_max
+        first_w = Signal(data.StructLayout({"valid": 1, "addr": aw, "len": reply_shape,
+                                            "next": INDEX_BITS, "table": aw}))
         need = Mux(q == QueueIndex.EVENTQ, IRQ_REQUEST_SIZE, GPIO_REQUEST_SIZE)
+        # The GPIO bank looks at one line: the request's, or the one an eventq buffer is for.
+        irq_request = data.View(IrqRequest, dma.rdata_short[:IrqRequest.size])
+        m.d.comb += gr.gpio.eq(Mux(q == QueueIndex.EVENTQ, irq_request.gpio, request.gpio))
 
         # -- the reply and the used element to publish ---------------------------------------
         status = Signal(8)
         reply_value = Signal(8)
-        reply_len = Signal(32)
+        reply_len = Signal(reply_shape)
         names = Signal()  # the reply carries the names block
-        seg = Signal(data.StructLayout({"addr": aw, "len": 32, "next": INDEX_BITS, "more": 1}))
-        pos = Signal(32)  # reply bytes written
+        seg = Signal(data.StructLayout({"addr": aw, "len": reply_shape, "next": INDEX_BITS,
+                                        "written": reply_shape}))
+        pos = Signal(reply_shape)  # reply bytes written
         chunk = Signal(range(MAX_WRITE_BYTES + 1))
         chunk_data = Signal(8 * MAX_WRITE_BYTES)
         fill = Signal(range(MAX_WRITE_BYTES + 1))
         push_q = Signal(range(NUM_QUEUES))
         push_head = Signal(INDEX_BITS)
-        push_len = Signal(32)
-        push_addr = Signal(aw)  # where an eventq status byte goes
+        push_len = Signal(reply_shape)
         then = Signal(Continuation)
-        pqc = tr.queues[push_q]
         push_used_idx = Cat(used_idx).word_select(push_q, INDEX_BITS)
+        used_next = (push_used_idx + 1)[:INDEX_BITS]
 
         # -- the DMA command helper ----------------------------------------------------------
+        # One address adder for every command: a state first loads its base and offset into
+        # op_base/op_off (`staged`), then issues the command at their sum. The carry out also
+        # serves the descriptor bounds check.
+        op_base = Signal(aw)
+        op_off = Signal(32)
+        op_sum = Signal(aw + 1)
+        m.d.comb += [op_sum.eq(op_base + op_off), dma.addr.eq(op_sum[:aw])]
+        staged = Signal()
         issued = Signal()
         abort = Signal()
         in_use = Signal(NUM_QUEUES)
         m.d.comb += [abort.eq(tr.reset | ~tr.live | (tr.restart & in_use).any()),
                      dma.abort.eq(abort)]
 
-        def dma_op(kind, addr, length, wdata=0):
-            """Start a DMA command once in this state; true in the cycle it completes without
-            error. An error response is a device error (contract §6)."""
-            m.d.comb += [dma.addr.eq(addr), dma.length.eq(length), dma.wdata.eq(wdata)]
-            with m.If(~issued):
+        def dma_op(kind, base, offset, length, wdata=0, dest=0):
+            """Start a DMA command at ``base + offset`` once in this state (``base`` None: the
+            operands were loaded on the way in); true in the cycle it completes without error.
+            An error response is a device error (contract §6)."""
+            m.d.comb += [dma.length.eq(length), dma.wdata.eq(wdata), dma.dest.eq(dest)]
+            with m.If(~staged):
+                if base is not None:
+                    m.d.sync += [op_base.eq(base), op_off.eq(offset)]
+                m.d.sync += staged.eq(1)
+            with m.Elif(~issued):
                 m.d.comb += getattr(dma, kind).eq(1)
                 m.d.sync += issued.eq(1)
             with m.If(dma.done):
-                m.d.sync += issued.eq(0)
+                m.d.sync += [issued.eq(0), staged.eq(0)]
                 with m.If(dma.error):
                     m.next = "ERROR"
             return dma.done & ~dma.error
+
+        def load_ops(base, offset=0, stage=True):
+            m.d.sync += [op_base.eq(base), op_off.eq(offset), staged.eq(stage)]
 
         @contextmanager
         def working(name):
@@ -142,15 +174,15 @@ class VirtqueueEngine(wiring.Component):
                     m.next = "ABORT"
 
         def push(queue, head_, length, continuation):
-            """Publish a used element; an eventq status byte at ``push_addr`` goes first if
-            ``length`` is not 0 and ``queue`` is the eventq (its callers set it up)."""
+            """Publish a used element; an eventq status byte at the loaded DMA operands goes
+            first if ``length`` is not 0 and ``queue`` is the eventq (its callers load them)."""
             m.d.sync += [push_q.eq(queue), push_head.eq(head_), push_len.eq(length),
                          then.eq(continuation)]
 
         def return_held_buffer(continuation):
             """Return the held eventq buffer read from the buffer memory in the previous cycle:
             its status byte, then its used element."""
-            m.d.sync += push_addr.eq(ev.buffer.addr)
+            load_ops(ev.buffer.addr)
             push(QueueIndex.EVENTQ, ev.buffer.head, IRQ_REPLY_SIZE, continuation)
             m.next = "EVENT_STATUS"
 
@@ -160,11 +192,16 @@ class VirtqueueEngine(wiring.Component):
             with m.Else():
                 m.next = "AVAIL_IDX"
 
+        def below_table_len(value):
+            """``value < table_len`` for a value of at most INDEX_BITS + 1 bits."""
+            bits = len(value)
+            return (table_len[bits:] != 0) | (value < table_len[:bits])
+
         def follow_next(d):
             """After descriptor ``d``: the end of the chain, or the next descriptor."""
             with m.If(~d.flags[DescFlags.NEXT.bit_length() - 1]):
                 m.next = "CHAIN_DONE"
-            with m.Elif(d.next >= table_len):
+            with m.Elif(~below_table_len(d.next)):
                 m.next = "ERROR"
             with m.Else():
                 m.d.sync += index.eq(d.next)
@@ -173,9 +210,16 @@ class VirtqueueEngine(wiring.Component):
         def flag(d, f):
             return d.flags[f.bit_length() - 1]
 
-        with m.FSM():
+        with m.FSM() as fsm:
+            # The queue whose configuration the state works with: the one being drained, or
+            # the one a used element goes to (one multiplexer for both).
+            pushing = fsm.ongoing("PUSH_ELEM") | fsm.ongoing("PUSH_IDX") | fsm.ongoing("PUSH_NOTIFY")
+            qc = tr.queues[Mux(pushing, push_q, q)]
+            num_mask = (qc.num - 1)[:len(qc.num)]  # num is a power of two
+            geo = RingGeometry(qc.num)
+
             with m.State("IDLE"):
-                m.d.sync += issued.eq(0)
+                m.d.sync += [issued.eq(0), staged.eq(0)]
                 ready = Cat(qc_.ready for qc_ in tr.queues)
                 eventq_usable = tr.irq_negotiated & ready[QueueIndex.EVENTQ]
                 with m.If(tr.live & ~abort):
@@ -191,9 +235,9 @@ class VirtqueueEngine(wiring.Component):
 
             # -- avail side ------------------------------------------------------------------
             with working("AVAIL_IDX"):
-                with m.If(dma_op("read", qc.driver + RING_IDX_OFFSET, RingIndex.sizeof())):
-                    new = (dma.rdata[:INDEX_BITS] - q_last_avail)[:INDEX_BITS]
-                    m.d.sync += pending.eq(new)
+                with m.If(dma_op("read", qc.driver, RING_IDX_OFFSET, RingIndex.sizeof())):
+                    new = (dma.rdata_short[:INDEX_BITS] - q_last_avail)[:INDEX_BITS]
+                    m.d.sync += pending.eq(new)  # only used if not more than QueueNum
                     with m.If(new > qc.num):
                         m.next = "ERROR"  # avail.idx moved more than QueueNum ahead
                     with m.Elif(new != 0):
@@ -208,51 +252,55 @@ class VirtqueueEngine(wiring.Component):
             with working("PUBLISH_AVAIL_EVENT"):
                 # EVENT_IDX: avail_event = the next index the device will read; then look again,
                 # in case the driver added a buffer just before it could see the new value.
-                addr = qc.device + RingGeometry(qc.num).avail_event
-                with m.If(dma_op("write", addr, RingIndex.sizeof(), q_last_avail)):
+                with m.If(dma_op("write", qc.device, geo.avail_event, RingIndex.sizeof(),
+                                 q_last_avail)):
                     for i in range(NUM_QUEUES):
                         with m.If(q == i):
                             m.d.sync += [published[i].eq(last_avail[i]), published_valid[i].eq(1)]
                     m.next = "AVAIL_IDX"
 
             with working("POP"):
-                slot = q_last_avail & (qc.num - 1)
-                with m.If(dma_op("read", qc.driver + RingGeometry(qc.num).avail_entry(slot),
+                with m.If(dma_op("read", qc.driver, geo.avail_entry(q_last_avail & num_mask),
                                  RingIndex.sizeof())):
-                    chain_head = dma.rdata[:INDEX_BITS]
+                    chain_head = dma.rdata_short[:INDEX_BITS]
                     for i in range(NUM_QUEUES):
                         with m.If(q == i):
-                            m.d.sync += last_avail[i].eq(last_avail[i] + 1)
+                            m.d.sync += last_avail[i].eq(q_last_avail + 1)
                     m.d.sync += [
                         pending.eq(pending - 1), head.eq(chain_head), push_q.eq(q),
-                        table.eq(qc.desc), table_len.eq(qc.num), in_indirect.eq(0),
-                        index.eq(chain_head), visited.eq(0), cache_count.eq(0),
-                        have.eq(0), request.eq(0), writable_seen.eq(0), wlen.eq(0), first_w.eq(0),
+                        table.eq(qc.desc), table_len.eq(qc.num), budget.eq(qc.num),
+                        in_indirect.eq(0), index.eq(chain_head), cache_count.eq(0),
+                        have.eq(0), writable_seen.eq(0), wlen.eq(0), first_w.eq(0),
                     ]
-                    with m.If(chain_head >= qc.num):
+                    with m.If((chain_head | num_mask) != num_mask):  # >= QueueNum
                         m.next = "ERROR"
                     with m.Else():
                         m.next = "FETCH"
 
             # -- the descriptor walk -----------------------------------------------------------
             with working("FETCH"):
-                offset = (index - cache_base)[:INDEX_BITS]
-                hit = (cache_count != 0) & (index >= cache_base) & (offset < cache_count)
-                with m.If(visited >= table_len):
+                hit_first = (cache_count != 0) & (index == cache_base)
+                hit_second = (cache_count == DESCS_PER_FETCH) & (index == cache_next)
+                with m.If(budget == 0):
                     m.next = "ERROR"  # longer than the table: a loop
-                with m.Elif(hit):
-                    m.d.sync += [desc.eq(cache.word_select(offset[:1], Descriptor.size)),
-                                 visited.eq(visited + 1)]
+                with m.Elif(hit_first | hit_second):
+                    picked = data.View(Descriptor,
+                                       dma.rdata.word_select(hit_second, Descriptor.size))
+                    m.d.sync += [slot.eq(hit_second), budget.eq(budget - 1)]
+                    load_ops(picked.addr[:aw], picked.len, stage=False)  # for the bounds check
                     m.next = "DECODE"
                 with m.Else():
-                    two = index + 1 < table_len
-                    with m.If(dma_op("read", table + DESC_SIZE * index,
+                    two = below_table_len(index_next)
+                    with m.If(dma_op("read", table, DESC_SIZE * index,
                                      Mux(two, DESCS_PER_FETCH * DESC_SIZE, DESC_SIZE))):
-                        m.d.sync += [cache.eq(dma.rdata), cache_base.eq(index),
+                        m.d.sync += [cache_base.eq(index), cache_next.eq(index_next),
                                      cache_count.eq(Mux(two, DESCS_PER_FETCH, 1))]
 
             with working("DECODE"):
-                beyond = desc.addr + desc.len > limit
+                # desc.addr + desc.len > dma_addr_limit, from the adder loaded by FETCH
+                beyond = op_sum[aw] & (op_sum[:aw] != 0)
+                if len(desc.addr) > aw:
+                    beyond |= desc.addr[aw:] != 0
                 with m.If(flag(desc, DescFlags.INDIRECT)):
                     bad = (~tr.indirect_negotiated | in_indirect | flag(desc, DescFlags.NEXT)
                            | (desc.len == 0) | (desc.len % DESC_SIZE != 0) | beyond)
@@ -260,19 +308,19 @@ class VirtqueueEngine(wiring.Component):
                         m.next = "ERROR"
                     with m.Else():
                         m.d.sync += [table.eq(desc.addr), table_len.eq(desc.len // DESC_SIZE),
-                                     in_indirect.eq(1), index.eq(0), visited.eq(0),
-                                     cache_count.eq(0)]
+                                     budget.eq(desc.len // DESC_SIZE), in_indirect.eq(1),
+                                     index.eq(0), cache_count.eq(0)]
                         m.next = "FETCH"
                 with m.Elif(beyond):
                     m.next = "ERROR"
                 with m.Elif(flag(desc, DescFlags.WRITE)):
-                    total = wlen + desc.len
+                    length = saturate(desc.len)
+                    total = wlen + length
                     m.d.sync += [writable_seen.eq(1),
-                                 wlen.eq(Mux(total[WLEN_BITS], (1 << WLEN_BITS) - 1, total))]
+                                 wlen.eq(Mux(total > reply_max, reply_max, total))]
                     with m.If(~first_w.valid & (desc.len != 0)):
                         m.d.sync += [first_w.valid.eq(1), first_w.addr.eq(desc.addr),
-                                     first_w.len.eq(desc.len), first_w.next.eq(desc.next),
-                                     first_w.more.eq(flag(desc, DescFlags.NEXT)),
+                                     first_w.len.eq(length), first_w.next.eq(desc.next),
                                      first_w.table.eq(table)]
                     follow_next(desc)
                 with m.Elif(writable_seen):
@@ -284,12 +332,11 @@ class VirtqueueEngine(wiring.Component):
 
             with working("GATHER"):
                 want = need - have
-                n = Mux(desc.len < want, desc.len, want)
-                with m.If(dma_op("read", desc.addr, n)):
-                    mask = Cat((i < n).replicate(8) for i in range(GPIO_REQUEST_SIZE))
-                    m.d.sync += [request.eq(request.as_value()
-                                            | ((dma.rdata[:8 * GPIO_REQUEST_SIZE] & mask) << (have * 8))),
-                                 have.eq(have + n)]
+                bits = GPIO_REQUEST_SIZE.bit_length()
+                short = (desc.len[bits:] == 0) & (desc.len[:bits] < want)
+                n = Mux(short, desc.len[:bits], want)
+                with m.If(dma_op("read", desc.addr, 0, n, dest=have)):
+                    m.d.sync += have.eq(have + n)
                     follow_next(desc)
 
             with working("CHAIN_DONE"):
@@ -302,11 +349,11 @@ class VirtqueueEngine(wiring.Component):
             with working("REQUEST"):
                 is_names = request.type == MsgType.GET_LINE_NAMES
                 size = Mux(is_names, 1 + names_size, GPIO_REPLY_SIZE)
-                m.d.comb += [gr.type.eq(request.type), gr.gpio.eq(request.gpio),
+                m.d.comb += [gr.type.eq(request.type),
                              gr.value.eq(request.value), gr.irq_negotiated.eq(tr.irq_negotiated),
                              ev.buffer_line.eq(request.gpio)]
                 m.d.sync += [pos.eq(0), seg.addr.eq(first_w.addr), seg.len.eq(first_w.len),
-                             seg.next.eq(first_w.next), seg.more.eq(first_w.more),
+                             seg.next.eq(first_w.next), seg.written.eq(0),
                              status.eq(ReplyStatus.ERR), reply_value.eq(0), names.eq(0)]
                 m.next = "SCATTER"
                 with m.If(have < GPIO_REQUEST_SIZE):
@@ -330,7 +377,7 @@ class VirtqueueEngine(wiring.Component):
                 return_held_buffer(Continuation.REPLY)
 
             with working("SCATTER"):
-                left = reply_len - pos
+                left = (reply_len - pos)[:len(reply_len)]
                 n = Mux(left < MAX_WRITE_BYTES, left, MAX_WRITE_BYTES)
                 n = Mux(seg.len < n, seg.len, n)
                 m.d.sync += [chunk.eq(n), fill.eq(0)]
@@ -351,30 +398,29 @@ class VirtqueueEngine(wiring.Component):
                 self._names_fill(m, pos, chunk, chunk_data, fill, status, working)
 
             with working("SCATTER_WRITE"):
-                with m.If(dma_op("write", seg.addr, chunk, chunk_data)):
-                    m.d.sync += [pos.eq(pos + chunk), seg.addr.eq(seg.addr + chunk),
+                with m.If(dma_op("write", seg.addr, seg.written, chunk, chunk_data)):
+                    m.d.sync += [pos.eq(pos + chunk), seg.written.eq(seg.written + chunk),
                                  seg.len.eq(seg.len - chunk)]
                     m.next = "SCATTER"
 
             with working("SCATTER_NEXT"):
                 # The reply goes on in the next writable descriptor (validated by the walk).
-                with m.If(dma_op("read", first_w.table + DESC_SIZE * seg.next, DESC_SIZE)):
+                with m.If(dma_op("read", first_w.table, DESC_SIZE * seg.next, DESC_SIZE)):
                     d = data.View(Descriptor, dma.rdata[:Descriptor.size])
-                    m.d.sync += [seg.addr.eq(d.addr), seg.len.eq(d.len), seg.next.eq(d.next),
-                                 seg.more.eq(flag(d, DescFlags.NEXT))]
+                    m.d.sync += [seg.addr.eq(d.addr), seg.len.eq(saturate(d.len)),
+                                 seg.next.eq(d.next), seg.written.eq(0)]
                     m.next = "SCATTER"
 
             # -- eventq: hold buffers, deliver events ------------------------------------------
             with working("EVENT_BUFFER"):
-                m.d.comb += ev.line.eq(data.View(IrqRequest, request.as_value()[:IrqRequest.size]).gpio)
                 malformed = (have < IRQ_REQUEST_SIZE) | (wlen == 0)
                 with m.If(malformed | ~ev.acceptable):
-                    m.d.sync += push_addr.eq(first_w.addr)
                     push(QueueIndex.EVENTQ, head, Mux(wlen == 0, 0, IRQ_REPLY_SIZE),
                          Continuation.NEXT_CHAIN)
                     with m.If(wlen == 0):
                         m.next = "PUSH_ELEM"  # no writable byte: used.len 0, nothing written
                     with m.Else():
+                        load_ops(first_w.addr)
                         m.next = "EVENT_STATUS"
                 with m.Else():
                     m.d.comb += [ev.hold.eq(1), ev.hold_buffer.head.eq(head),
@@ -394,33 +440,31 @@ class VirtqueueEngine(wiring.Component):
             with working("EVENT_STATUS"):
                 # The eventq reply: one status byte, VALID only for a delivered event.
                 valid = then == Continuation.IDLE
-                with m.If(dma_op("write", push_addr, IRQ_REPLY_SIZE,
+                with m.If(dma_op("write", None, None, IRQ_REPLY_SIZE,
                                  Mux(valid, IrqStatus.VALID, IrqStatus.INVALID))):
                     m.next = "PUSH_ELEM"
 
             # -- used ring -----------------------------------------------------------------------
             with working("PUSH_ELEM"):
-                slot = push_used_idx & (pqc.num - 1)
                 elem = Signal(UsedElement)
                 m.d.comb += [elem.id.eq(push_head), elem.len.eq(push_len)]
-                with m.If(dma_op("write", pqc.device + RingGeometry(pqc.num).used_elem(slot),
+                with m.If(dma_op("write", qc.device, geo.used_elem(push_used_idx & num_mask),
                                  USED_ELEM_SIZE, elem)):
                     m.next = "PUSH_IDX"
             with working("PUSH_IDX"):
-                with m.If(dma_op("write", pqc.device + RING_IDX_OFFSET, RingIndex.sizeof(),
-                                 (push_used_idx + 1)[:INDEX_BITS])):
+                with m.If(dma_op("write", qc.device, RING_IDX_OFFSET, RingIndex.sizeof(),
+                                 used_next)):
                     for i in range(NUM_QUEUES):
                         with m.If(push_q == i):
-                            m.d.sync += used_idx[i].eq(used_idx[i] + 1)
+                            m.d.sync += used_idx[i].eq(used_next)
                     m.next = "PUSH_NOTIFY"
             with working("PUSH_NOTIFY"):
                 # Notification suppression: used_event with EVENT_IDX, else avail.flags.
-                used_event_addr = pqc.driver + RingGeometry(pqc.num).used_event
-                addr = Mux(tr.event_idx_negotiated, used_event_addr, pqc.driver)
-                with m.If(dma_op("read", addr, RingIndex.sizeof())):
+                offset = Mux(tr.event_idx_negotiated, geo.used_event, 0)
+                with m.If(dma_op("read", qc.driver, offset, RingIndex.sizeof())):
                     old = (push_used_idx - 1)[:INDEX_BITS]
-                    wanted = Mux(tr.event_idx_negotiated, dma.rdata[:INDEX_BITS] == old,
-                                 ~dma.rdata[AvailFlags.NO_INTERRUPT.bit_length() - 1])
+                    wanted = Mux(tr.event_idx_negotiated, dma.rdata_short[:INDEX_BITS] == old,
+                                 ~dma.rdata_short[AvailFlags.NO_INTERRUPT.bit_length() - 1])
                     m.d.comb += tr.used_buffer.eq(wanted)
                     with m.Switch(then):
                         with m.Case(Continuation.NEXT_CHAIN):
@@ -434,7 +478,7 @@ class VirtqueueEngine(wiring.Component):
                 m.d.comb += tr.device_error.eq(1)
                 m.next = "ABORT"
             with m.State("ABORT"):
-                m.d.sync += issued.eq(0)
+                m.d.sync += [issued.eq(0), staged.eq(0)]
                 with m.If(~dma.busy):
                     m.next = "IDLE"
 
