@@ -81,7 +81,9 @@ def _percent(used: int, available: int) -> float:
 
 
 def _clock_name(net: str) -> str:
-    return net.removeprefix("$glbnet$")
+    """The clock net as the design names it, without the global-buffer decoration nextpnr adds
+    (``$glbnet$`` on ECP5, ``_$glb_clk`` on iCE40)."""
+    return net.removeprefix("$glbnet$").removesuffix("_$glb_clk")
 
 
 def _cell_name(cell: str) -> str:

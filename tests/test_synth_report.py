@@ -30,8 +30,8 @@ def write_nextpnr_report(path: Path, achieved: float, constraint: float, lc_used
         "utilization": {"ICESTORM_LC": {"used": lc_used, "available": 5280},
                         "ICESTORM_RAM": {"used": 3, "available": 30},
                         "SB_GB": {"used": 0, "available": 8}},
-        "fmax": {"$glbnet$cd_sync.clk": {"achieved": achieved, "constraint": constraint}},
-        "critical_paths": [{"from": "posedge $glbnet$cd_sync.clk", "to": "posedge $glbnet$cd_sync.clk",
+        "fmax": {"cd_sync.clk_$glb_clk": {"achieved": achieved, "constraint": constraint}},
+        "critical_paths": [{"from": "posedge cd_sync.clk_$glb_clk", "to": "posedge cd_sync.clk_$glb_clk",
                             "path": [
             segment("clk-to-q", "d.engine.q_SB_DFFE_Q", "d.engine.q_SB_DFFE_Q", 0.5),
             segment("routing", "d.engine.q_SB_DFFE_Q", "d.engine.have_SB_LUT4_O", 1.25),
