@@ -12,6 +12,7 @@ import shutil
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -62,7 +63,9 @@ def toolchain_env() -> dict:
 
 @dataclass
 class BuildJob:
-    """One build: ``top`` elaborated for ``platform``; the device's own cells are read from the
+    """One build: ``make_top()`` elaborated for ``platform`` (made only when the build is
+    prepared, so that a job never built leaves no unused elaboratable); the device's own cells are
+    read from the
     module at ``device_path`` (kept as its own hierarchy level)."""
 
     kind: str  # "ooc" or "board"
@@ -72,7 +75,7 @@ class BuildJob:
     family: str
     capacity: Capacity
     platform: object
-    top: object
+    make_top: Callable[[], object]
     device_path: str  # e.g. "harness.device"
     requested_mhz: float
     build_dir: Path
@@ -98,7 +101,7 @@ def prepare(job: BuildJob) -> None:
     """Elaborate the top and write the build folder (Python work; not thread-safe)."""
     if job.build_dir.exists():
         shutil.rmtree(job.build_dir)
-    plan = job.platform.prepare(job.top, name=TOP_NAME, **_overrides(job))
+    plan = job.platform.prepare(job.make_top(), name=TOP_NAME, **_overrides(job))
     plan.extract(str(job.build_dir))
 
 

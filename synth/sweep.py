@@ -13,28 +13,27 @@ from .targets import BOARDS, PARTS, SWEEP_CONFIGS, select
 
 
 def ooc_jobs(parts: str | None, configs: str | None, mhz: float | None, out: Path) -> list:
-    names = {id(c): n for n, c in SWEEP_CONFIGS.items()}
     jobs = []
-    for part in select("part", PARTS, parts):
-        for config in select("configuration", SWEEP_CONFIGS, configs):
-            requested = mhz or part.requested_mhz
-            name = names[id(config)]
+    for part in select("part", PARTS, parts).values():
+        requested = mhz or part.requested_mhz
+        for name, config in select("configuration", SWEEP_CONFIGS, configs).items():
             jobs.append(flow.BuildJob(
                 kind="ooc", target=part.name, config_name=name, config=config,
                 family=part.family, capacity=part.capacity, platform=part.platform(requested),
-                top=OutOfContextTop(config), device_path=f"{HARNESS_INSTANCE}.{DEVICE_INSTANCE}",
+                make_top=lambda config=config: OutOfContextTop(config),
+                device_path=f"{HARNESS_INSTANCE}.{DEVICE_INSTANCE}",
                 requested_mhz=requested, build_dir=out / part.name / name))
     return jobs
 
 
 def board_jobs(boards: str | None, out: Path) -> list:
     jobs = []
-    for board in select("board", BOARDS, boards):
+    for board in select("board", BOARDS, boards).values():
         part = PARTS[board.part]
         jobs.append(flow.BuildJob(
             kind="board", target=board.name, config_name="board", config=board.config,
             family=part.family, capacity=part.capacity, platform=board.platform(),
-            top=board.top(), device_path=board.device_path, requested_mhz=board.clock_mhz,
+            make_top=board.top, device_path=board.device_path, requested_mhz=board.clock_mhz,
             build_dir=out / "boards" / board.name))
     return jobs
 

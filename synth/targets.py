@@ -105,15 +105,17 @@ SWEEP_CONFIGS = {
 }
 
 
-def select(kind: str, table: dict, names: str | None) -> list:
-    """The entries of ``table`` named in the comma-separated ``names`` (all when None)."""
+def select(kind: str, table: dict, names: str | None) -> dict:
+    """The entries of ``table`` named in the comma-separated ``names``, by name, in the order
+    given (all of them when None)."""
     if names is None:
-        return list(table.values())
-    chosen = []
+        return dict(table)
+    chosen = {}
     for name in (n.strip() for n in names.split(",") if n.strip()):
         if name not in table:
             raise TargetError(f"unknown {kind} {name!r}; known: {', '.join(table)}")
-        chosen.append(table[name])
+        chosen[name] = table[name]
     return chosen
+
 
 BOARDS = {board.name: board for board in (ICEBREAKER, ULX3S)}

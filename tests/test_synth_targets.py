@@ -14,7 +14,7 @@ CONSTRAINTS = {"ice40": "top.pcf", "ecp5": "top.lpf"}
 
 
 def prepared_files(job) -> dict:
-    plan = job.platform.prepare(job.top, name=flow.TOP_NAME, **flow._overrides(job))
+    plan = job.platform.prepare(job.make_top(), name=flow.TOP_NAME, **flow._overrides(job))
     return {name: content if isinstance(content, str) else content.decode()
             for name, content in plan.files.items()}
 
@@ -104,4 +104,5 @@ def test_sweep_covers_line_counts_and_features_on_and_off():
 def test_unknown_names_are_rejected_with_the_known_ones():
     with pytest.raises(TargetError, match="ice40-up5k, ecp5-85f"):
         select("part", PARTS, "ice40-up5k,virtex")
-    assert select("part", PARTS, "") == []
+    assert select("part", PARTS, "") == {}
+    assert list(select("configuration", SWEEP_CONFIGS, "gpio32,gpio8")) == ["gpio32", "gpio8"]
