@@ -149,25 +149,33 @@ def write_json(rows: list[dict], path: Path, toolchain: dict) -> None:
                                 "results": rows}, indent=2) + "\n")
 
 
-def format_table(rows: list[dict]) -> str:
-    header = ("target", "config", "LUT4", "FF", "carry", "BRAM", "LUT %", "placed logic",
-              "Fmax MHz", "goal", "status")
-    lines = [header]
-    for r in rows:
-        dev = r["device"] or {}
-        pct = r["device_percent"] or {}
-        logic = r["placed"].get(r["placed_logic_resource"])
-        fmax = min((f["achieved_mhz"] for f in r["fmax_mhz"].values()), default=None)
-        lines.append((
-            r["target"], r["config"],
-            _cell(dev.get("lut4")), _cell(dev.get("ff")), _cell(dev.get("carry")),
-            _cell(dev.get("bram")), _cell(pct.get("lut4")),
+_COLUMNS = ("target", "config", "LUT4", "FF", "carry", "BRAM", "LUT %", "placed logic",
+            "Fmax MHz", "goal MHz", "status")
+
+
+def _table_cells(r: dict) -> tuple[str, ...]:
+    dev = r["device"] or {}
+    pct = r["device_percent"] or {}
+    logic = r["placed"].get(r["placed_logic_resource"])
+    fmax = min((f["achieved_mhz"] for f in r["fmax_mhz"].values()), default=None)
+    return (r["target"], r["config"], _cell(dev.get("lut4")), _cell(dev.get("ff")),
+            _cell(dev.get("carry")), _cell(dev.get("bram")), _cell(pct.get("lut4")),
             f"{logic['used']}/{logic['available']} ({logic['percent']}%)" if logic else "-",
-            f"{fmax:.1f}" if fmax is not None else "-", f"{r['requested_mhz']:g}", r["status"]))
-    widths = [max(len(str(line[i])) for line in lines) for i in range(len(header))]
-    out = ["  ".join(str(v).ljust(w) for v, w in zip(line, widths)).rstrip() for line in lines]
+            f"{fmax:.1f}" if fmax is not None else "-", f"{r['requested_mhz']:g}", r["status"])
+
+
+def format_table(rows: list[dict]) -> str:
+    lines = [_COLUMNS] + [_table_cells(r) for r in rows]
+    widths = [max(len(line[i]) for line in lines) for i in range(len(_COLUMNS))]
+    out = ["  ".join(v.ljust(w) for v, w in zip(line, widths)).rstrip() for line in lines]
     out.insert(1, "  ".join("-" * w for w in widths))
     return "\n".join(out)
+
+
+def format_markdown(rows: list[dict]) -> str:
+    """The same table in Markdown, for the docs and release notes."""
+    lines = [_COLUMNS, ("---",) * len(_COLUMNS)] + [_table_cells(r) for r in rows]
+    return "\n".join("| " + " | ".join(line) + " |" for line in lines)
 
 
 def format_critical_paths(rows: list[dict]) -> str:

@@ -132,6 +132,9 @@ def test_the_table_shows_every_build_and_its_status(job, tmp_path):
     assert table[2].split()[:4] == ["ice40-up5k", "gpio8", "1320", "528"]
     assert table[2].split()[-1] == report.TIMING_FAILED
     assert table[3].split()[0] == "ecp5-85f" and table[3].split()[-1] == report.ERROR
+    markdown = report.format_markdown([failed, error]).splitlines()
+    assert markdown[2].startswith("| ice40-up5k | gpio8 | 1320 | 528 |")
+    assert markdown[3].endswith(f"| {report.ERROR} |") and len(markdown) == 4
     report.write_json([failed, error], tmp_path / "out" / "report.json", {"yosys": "v"})
     written = json.loads((tmp_path / "out" / "report.json").read_text())
     assert written["version"] == report.REPORT_VERSION

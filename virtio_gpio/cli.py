@@ -105,7 +105,8 @@ def _synth(args: argparse.Namespace) -> int:
     print()
     print("critical paths:")
     print(report.format_critical_paths(rows))
-    print(f"\nreport: {args.out / 'report.json'}")
+    (args.out / "report.md").write_text(report.format_markdown(rows) + "\n")
+    print(f"\nreport: {args.out / 'report.json'} (table in Markdown: {args.out / 'report.md'})")
     for r in rows:
         if r["kind"] == "board" and r["bitstream"]:
             print(f"bitstream: {r['bitstream']}")
