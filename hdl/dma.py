@@ -125,9 +125,20 @@ class DmaPort(wiring.Component):
                 m.d.sync += setup_burst()
                 m.next = next_state
 
+        def first_burst(next_state, m=m):
+            # The abandoning event may arrive just after the command was taken.
+            with m.If(cmd.abort):
+                m.next = "DONE"
+            with m.Else():
+                m.next = next_state
+
         with m.FSM():
             with m.State("IDLE"):
-                with m.If(cmd.read):
+                # An abandoned command never starts: `abort` may already be high in the cycle the
+                # engine issues it.
+                with m.If(cmd.abort):
+                    pass
+                with m.Elif(cmd.read):
                     m.d.sync += start(cmd.length)
                     m.next = "READ_SETUP"
                 with m.Elif(cmd.write):
@@ -141,7 +152,7 @@ class DmaPort(wiring.Component):
             with m.State("READ_SETUP"):
                 m.d.comb += cmd.busy.eq(1)
                 m.d.sync += setup_burst()
-                m.next = "AR"
+                first_burst("AR")
             with m.State("AR"):
                 m.d.comb += [
                     cmd.busy.eq(1),
@@ -165,7 +176,7 @@ class DmaPort(wiring.Component):
             with m.State("WRITE_SETUP"):
                 m.d.comb += cmd.busy.eq(1)
                 m.d.sync += setup_burst()
-                m.next = "AW_W"
+                first_burst("AW_W")
             with m.State("AW_W"):
                 # Address and data are offered together; the memory may take them in either order.
                 last = burst_beat == burst_len - 1

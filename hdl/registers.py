@@ -3,8 +3,8 @@
 It owns the transport state: Status, feature negotiation, the queue registers, InterruptStatus. The
 virtqueue engine gets the negotiated features, each queue's configuration and one-cycle events
 (start looking at a queue, restart a queue, device reset), and reports device errors and used-buffer
-interrupts back. Every write takes effect in the cycle its handshake completes, so its side effect is
-visible on the very next access.
+interrupts back. Every write takes effect in the cycle its handshake completes (its events reach the
+engine a cycle later, before its B response), so its side effect is visible on the very next access.
 """
 
 from dataclasses import dataclass, fields
@@ -134,14 +134,34 @@ class RegisterFile(wiring.Component):
             self._read_word(m, bus.araddr, rdata)
 
         # -- writes --------------------------------------------------------------------------
+        # A write takes three cycles, so that no path runs from the bus through the register
+        # decoding into the engine: a write on the bus is first only looked at (`w_valid`: the
+        # comparisons of its whole value go into flip-flops); the next cycle it is accepted and
+        # applied (AXI keeps address and data steady until then), and its events for the engine
+        # (kick, restart, reset) go into flip-flops; then the engine has seen them (and, after a
+        # reset or QueueReady = 0, given up its DMA), so the B response goes out (`b_pending`).
         bvalid = Signal()
-        accept = bus.awvalid & bus.wvalid & ~bvalid
+        w_valid = Signal()
+        b_pending = Signal()
+        accept = w_valid
         m.d.comb += [bus.awready.eq(accept), bus.wready.eq(accept), bus.bvalid.eq(bvalid),
                      bus.bresp.eq(RESP_OKAY)]
         with m.If(bvalid & bus.bready):
             m.d.sync += bvalid.eq(0)
-        with m.If(accept):
+        m.d.sync += [w_valid.eq(bus.awvalid & bus.wvalid & ~bvalid & ~w_valid & ~b_pending),
+                     b_pending.eq(accept)]
+        with m.If(b_pending):
             m.d.sync += bvalid.eq(1)
+        value, offset = bus.wdata, bus.awaddr
+        # The value is 0 or 1 (a queue index, a clamped selector, Status = 0); it has bits that
+        # are not offered, per half of the features.
+        self._value_small = Signal()
+        self._value_unoffered = Signal(2)
+        offered = self.config.offered_features
+        m.d.sync += self._value_small.eq(bus.wdata[1:] == 0)
+        for half in range(2):
+            not_offered = ~(offered >> (32 * half)) & 0xFFFF_FFFF
+            m.d.sync += self._value_unoffered[half].eq((bus.wdata & not_offered) != 0)
 
         # Events from the engine. A register write in the same cycle is applied after these, so a
         # device reset wins, and an InterruptACK clears only the bits it names.
@@ -155,28 +175,30 @@ class RegisterFile(wiring.Component):
             m.d.sync += interrupt_status[0].eq(1)
         kick = Signal(NUM_QUEUES)
         restart = Signal(NUM_QUEUES)
+        self.reset = Signal()  # Status = 0 is written
+        kick_out = Signal(NUM_QUEUES)
+        m.d.sync += [kick_out.eq(kick), eng.restart.eq(restart), eng.reset.eq(self.reset)]
         # DRIVER_OK (with everything else in place) makes the engine look at every ready queue.
         ready = Cat(regs.ready for regs in self.queues)
-        m.d.comb += [eng.kick.eq(kick | Mux(live & ~live_prev, ready, 0)), eng.restart.eq(restart)]
+        m.d.comb += eng.kick.eq(kick_out | Mux(live & ~live_prev, ready, 0))
 
-        value, offset = bus.wdata, bus.awaddr
         selected = self._selected_queue()
         # The selected queue's configuration is checked one cycle ahead: a write changes it at
-        # the earliest two cycles before the next write (B handshake), so the QueueReady write
+        # the earliest three cycles before the next write is applied, so the QueueReady write
         # always sees the check of what it enables.
         config_valid = Signal()
         m.d.sync += config_valid.eq(self._queue_config_valid(selected))
         with m.If(accept & (bus.wstrb == ALL_STROBES) & (offset < Reg.CONFIG)):
             with m.Switch(offset):
                 with m.Case(Reg.DEVICE_FEATURES_SEL):
-                    m.d.sync += self.device_features_sel.eq(_clamp(value, 2))
+                    m.d.sync += self.device_features_sel.eq(self._clamp2(value))
                 with m.Case(Reg.DRIVER_FEATURES_SEL):
-                    m.d.sync += self.driver_features_sel.eq(_clamp(value, 2))
+                    m.d.sync += self.driver_features_sel.eq(self._clamp2(value))
                 with m.Case(Reg.DRIVER_FEATURES):
                     with m.If(~features_ok):  # ignored once accepted (contract §2)
                         self._write_driver_features(m, value)
                 with m.Case(Reg.QUEUE_SEL):
-                    m.d.sync += self.queue_sel.eq(_clamp(value, 2))
+                    m.d.sync += self.queue_sel.eq(self._clamp2(value))
                 with m.Case(Reg.QUEUE_READY):
                     with m.If(self._queue_exists(self.queue_sel) & (value[0] != selected.ready)):
                         m.d.sync += selected.ready.eq(value[0])
@@ -186,7 +208,8 @@ class RegisterFile(wiring.Component):
                             m.d.comb += queue_error.eq(~config_valid)
                 with m.Case(Reg.QUEUE_NOTIFY):
                     for q, regs in enumerate(self.queues):
-                        with m.If(self._queue_exists(value) & (value == q) & regs.ready):
+                        with m.If(self._value_small & (value[0] == q) & self._queue_exists(q)
+                                  & regs.ready):
                             m.d.comb += kick[q].eq(1)
                 with m.Case(Reg.INTERRUPT_ACK):
                     m.d.sync += interrupt_status.eq(interrupt_status & ~value[:2])
@@ -198,6 +221,13 @@ class RegisterFile(wiring.Component):
         return m
 
     # ---------------------------------------------------------------------------------------
+
+    def _value_zero(self, value):
+        return self._value_small & ~value[0]
+
+    def _clamp2(self, value):
+        """``min(value, 2)`` of the latched write value."""
+        return Mux(self._value_small, value[0], 2)
 
     def _has(self, bit):
         return (self.status & bit) != 0
@@ -251,14 +281,14 @@ class RegisterFile(wiring.Component):
             with m.If(self.driver_features_sel == half):
                 m.d.sync += [
                     self.driver_features.word_select(half, 32).eq(value & offered_half),
-                    self.unoffered[half].eq((value & (~offered_half & 0xFFFF_FFFF)) != 0),
+                    self.unoffered[half].eq(self._value_unoffered[half]),
                 ]
-        with m.If((self.driver_features_sel == 2) & (value != 0)):
+        with m.If((self.driver_features_sel == 2) & ~self._value_zero(value)):
             m.d.sync += self.bad_select.eq(1)
 
     def _write_status(self, m, value, device_error):
         status = self.status
-        with m.If(value == 0):
+        with m.If(self._value_zero(value)):
             self._reset(m)
         with m.Else():
             new = Signal(8, name="status_new")
@@ -274,7 +304,7 @@ class RegisterFile(wiring.Component):
                 m.d.sync += self.interrupt_status[1].eq(1)
 
     def _reset(self, m):
-        m.d.comb += self.engine.reset.eq(1)
+        m.d.comb += self.reset.eq(1)
         m.d.sync += [s.eq(0) for s in (
             self.status, self.interrupt_status, self.device_features_sel, self.driver_features_sel,
             self.driver_features, self.unoffered, self.bad_select, self.queue_sel)]
@@ -320,7 +350,3 @@ class RegisterFile(wiring.Component):
                         m.d.sync += addr[word:].eq(value)
                     else:
                         m.d.sync += q.high[i].eq(value != 0)
-
-
-def _clamp(value, limit):
-    return Mux(value < limit, value, limit)

@@ -26,7 +26,7 @@ from ..model.layouts import (
     USED_ELEM_SIZE, RingGeometry, RingIndex,
 )
 from .dma import MAX_WRITE_BYTES, DmaCommandSignature
-from .gpio_bank import GpioEventSignature, GpioRequestSignature
+from .gpio_bank import LOOKUP_CYCLES, GpioEventSignature, GpioRequestSignature
 from .layouts import Descriptor, GpioRequest, IrqRequest, UsedElement
 from .registers import TransportSignature
 
@@ -80,6 +80,7 @@ class VirtqueueEngine(wiring.Component):
         q = Signal(range(NUM_QUEUES))  # the queue being drained
         q_last_avail = Cat(last_avail).word_select(q, INDEX_BITS)
         pending = Signal(len(tr.queues[0].num))  # chains announced by avail.idx, not yet taken
+        avail_moved = Signal(INDEX_BITS)  # avail.idx - last_avail, as just read
 
         # -- the chain being parsed ----------------------------------------------------------
         head = Signal(INDEX_BITS)
@@ -95,11 +96,16 @@ class VirtqueueEngine(wiring.Component):
         cache_base = Signal(INDEX_BITS)
         cache_next = Signal(INDEX_BITS + 1)
         cache_count = Signal(range(DESCS_PER_FETCH + 1))
+        # Whether `index` is the first or the second cached descriptor: updated wherever either
+        # changes, so that FETCH decides from flip-flops, without comparing indices.
+        hit_first = Signal()
+        hit_second = Signal()
         slot = Signal(range(DESCS_PER_FETCH))  # the cached descriptor being decoded
         desc = data.View(Descriptor, dma.rdata.word_select(slot, Descriptor.size))
         # The request is gathered into the DMA port's short-read buffer (each read lands at `have`).
         request = data.View(GpioRequest, dma.rdata_short[:GpioRequest.size])
         have = Signal(range(GPIO_REQUEST_SIZE + 1))  # request bytes gathered
+        gather_len = Signal(range(GPIO_REQUEST_SIZE + 1))  # bytes the next GATHER reads
         writable_seen = Signal()
         wlen = Signal(reply_shape)  # sum of writable lengths, saturating at reply_max
         first_w = Signal(data.StructLayout({"valid": 1, "addr": aw, "len": reply_shape,
@@ -107,7 +113,13 @@ class VirtqueueEngine(wiring.Component):
         need = Mux(q == QueueIndex.EVENTQ, IRQ_REQUEST_SIZE, GPIO_REQUEST_SIZE)
         # The GPIO bank looks at one line: the request's, or the one an eventq buffer is for.
         irq_request = data.View(IrqRequest, dma.rdata_short[:IrqRequest.size])
-        m.d.comb += gr.gpio.eq(Mux(q == QueueIndex.EVENTQ, irq_request.gpio, request.gpio))
+        # The bank looks the request up from these in LOOKUP_CYCLES; the last request byte
+        # arrives with GATHER's `done`, and CHAIN_DONE lies between that and any state that uses
+        # the lookup (REQUEST, EVENT_BUFFER).
+        m.d.comb += [gr.gpio.eq(Mux(q == QueueIndex.EVENTQ, irq_request.gpio, request.gpio)),
+                     gr.type.eq(request.type), gr.value.eq(request.value),
+                     gr.irq_negotiated.eq(tr.irq_negotiated)]
+        assert LOOKUP_CYCLES <= 2, "GATHER's done cycle and CHAIN_DONE must cover the lookup"
 
         # -- the reply and the used element to publish ---------------------------------------
         status = Signal(8)
@@ -138,37 +150,55 @@ class VirtqueueEngine(wiring.Component):
         staged = Signal()
         issued = Signal()
         abort = Signal()
+        # The queues the engine works with. Restarting either abandons the work of a working
+        # state; elsewhere it makes no difference, so `abort` does not depend on the state.
         in_use = Signal(NUM_QUEUES)
-        m.d.comb += [abort.eq(tr.reset | ~tr.live | (tr.restart & in_use).any()),
+        m.d.comb += [in_use.eq((1 << q) | (1 << push_q)),
+                     abort.eq(tr.reset | ~tr.live | (tr.restart & in_use).any()),
                      dma.abort.eq(abort)]
+        # The register file's events arrive a cycle after the write that raises them: what this
+        # engine decided in that cycle must not take effect when the event abandons the work
+        # (the GPIO request is not run, neither the interrupt nor the device error is raised).
+
+        # The rest of the command, and which one it is, is loaded in the same cycle as the
+        # operands, so that the DMA port starts from flip-flops and not from the engine's state
+        # decoding.
+        op_length = Signal.like(dma.length)
+        op_wdata = Signal.like(dma.wdata)
+        op_dest = Signal.like(dma.dest)
+        op_kind = {"read": Signal(name="op_read"), "write": Signal(name="op_write")}
+        m.d.comb += [dma.length.eq(op_length), dma.wdata.eq(op_wdata), dma.dest.eq(op_dest),
+                     dma.read.eq(op_kind["read"]), dma.write.eq(op_kind["write"])]
 
         def dma_op(kind, base, offset, length, wdata=0, dest=0):
             """Start a DMA command at ``base + offset`` once in this state (``base`` None: the
             operands were loaded on the way in); true in the cycle it completes without error.
-            An error response is a device error (contract §6)."""
-            m.d.comb += [dma.length.eq(length), dma.wdata.eq(wdata), dma.dest.eq(dest)]
+            An error response is a device error (contract §6). The arguments must not change
+            while the state lasts (they are loaded a cycle before the command starts)."""
             with m.If(~staged):
                 if base is not None:
                     m.d.sync += [op_base.eq(base), op_off.eq(offset)]
-                m.d.sync += staged.eq(1)
+                m.d.sync += [staged.eq(1), op_length.eq(length), op_wdata.eq(wdata),
+                             op_dest.eq(dest), op_kind[kind].eq(~abort)]
             with m.Elif(~issued):
-                m.d.comb += getattr(dma, kind).eq(1)
-                m.d.sync += issued.eq(1)
+                # The command goes out in this cycle (unless `abort` has come up since).
+                m.d.sync += [issued.eq(1), op_kind[kind].eq(0)]
             with m.If(dma.done):
                 m.d.sync += [issued.eq(0), staged.eq(0)]
                 with m.If(dma.error):
                     m.next = "ERROR"
             return dma.done & ~dma.error
 
-        def load_ops(base, offset=0, stage=True):
-            m.d.sync += [op_base.eq(base), op_off.eq(offset), staged.eq(stage)]
+        def load_ops(base, offset=0):
+            """Load the adder's operands for the next state (its command still takes a cycle to
+            stage the rest of it)."""
+            m.d.sync += [op_base.eq(base), op_off.eq(offset)]
 
         @contextmanager
         def working(name):
             """A state in which a device reset, the device leaving the live state or the queue in
             use going away abandons the work (the DMA port lets a burst on the bus finish)."""
             with m.State(name):
-                m.d.comb += in_use.eq((1 << q) | (1 << push_q))
                 yield
                 with m.If(abort):
                     m.next = "ABORT"
@@ -204,17 +234,35 @@ class VirtqueueEngine(wiring.Component):
             with m.Elif(~below_table_len(d.next)):
                 m.next = "ERROR"
             with m.Else():
-                m.d.sync += index.eq(d.next)
+                m.d.sync += [index.eq(d.next),
+                             hit_first.eq((cache_count != 0) & (d.next == cache_base)),
+                             hit_second.eq((cache_count == DESCS_PER_FETCH) & (d.next == cache_next))]
                 m.next = "FETCH"
 
         def flag(d, f):
             return d.flags[f.bit_length() - 1]
 
+        # DECODE's bounds check, desc.addr + desc.len > dma_addr_limit, comes off the adder
+        # loaded by FETCH into a flip-flop, and the state after DECODE acts on it: an error either
+        # way, so DECODE's other effects are dropped, and no DMA starts before.
+        beyond = Signal()
+        after_decode = Signal()
+
+        @contextmanager
+        def bounds_checked():
+            with m.If(after_decode & beyond):
+                m.next = "ERROR"
+            with m.Else():
+                yield
+
+        # The queue whose configuration the state works with: the one being drained, or in
+        # PUSH_* the one a used element goes to (one multiplexer for both). A flip-flop, not a
+        # decoding of the state: it differs from `q` only after an eventq status byte, which
+        # switches it to the eventq until the used element is published.
+        cfg_q = Signal(range(NUM_QUEUES))
+        qc = tr.queues[cfg_q]
+
         with m.FSM() as fsm:
-            # The queue whose configuration the state works with: the one being drained, or
-            # the one a used element goes to (one multiplexer for both).
-            pushing = fsm.ongoing("PUSH_ELEM") | fsm.ongoing("PUSH_IDX") | fsm.ongoing("PUSH_NOTIFY")
-            qc = tr.queues[Mux(pushing, push_q, q)]
             num_mask = (qc.num - 1)[:len(qc.num)]  # num is a power of two
             geo = RingGeometry(qc.num)
 
@@ -224,11 +272,12 @@ class VirtqueueEngine(wiring.Component):
                 eventq_usable = tr.irq_negotiated & ready[QueueIndex.EVENTQ]
                 with m.If(tr.live & ~abort):
                     with m.If(kick_pending[QueueIndex.REQUESTQ] & ready[QueueIndex.REQUESTQ]):
-                        m.d.sync += [q.eq(QueueIndex.REQUESTQ),
+                        m.d.sync += [q.eq(QueueIndex.REQUESTQ), cfg_q.eq(QueueIndex.REQUESTQ),
                                      kick_pending[QueueIndex.REQUESTQ].eq(0)]
                         m.next = "AVAIL_IDX"
                     with m.Elif(eventq_usable & kick_pending[QueueIndex.EVENTQ]):
-                        m.d.sync += [q.eq(QueueIndex.EVENTQ), kick_pending[QueueIndex.EVENTQ].eq(0)]
+                        m.d.sync += [q.eq(QueueIndex.EVENTQ), cfg_q.eq(QueueIndex.EVENTQ),
+                                     kick_pending[QueueIndex.EVENTQ].eq(0)]
                         m.next = "AVAIL_IDX"
                     with m.Elif(eventq_usable & ev.due):
                         m.next = "EVENT_TAKE"
@@ -236,18 +285,22 @@ class VirtqueueEngine(wiring.Component):
             # -- avail side ------------------------------------------------------------------
             with working("AVAIL_IDX"):
                 with m.If(dma_op("read", qc.driver, RING_IDX_OFFSET, RingIndex.sizeof())):
-                    new = (dma.rdata_short[:INDEX_BITS] - q_last_avail)[:INDEX_BITS]
-                    m.d.sync += pending.eq(new)  # only used if not more than QueueNum
-                    with m.If(new > qc.num):
-                        m.next = "ERROR"  # avail.idx moved more than QueueNum ahead
-                    with m.Elif(new != 0):
-                        m.next = "POP"
-                    with m.Elif(tr.event_idx_negotiated
-                                & ~(published_valid.bit_select(q, 1)
-                                    & (Cat(published).word_select(q, INDEX_BITS) == q_last_avail))):
-                        m.next = "PUBLISH_AVAIL_EVENT"
-                    with m.Else():
-                        m.next = "IDLE"
+                    # How far avail.idx moved: into a flip-flop, checked in the next state.
+                    m.d.sync += avail_moved.eq(dma.rdata_short[:INDEX_BITS] - q_last_avail)
+                    m.next = "AVAIL_CHECK"
+
+            with working("AVAIL_CHECK"):
+                m.d.sync += pending.eq(avail_moved)  # only used if not more than QueueNum
+                with m.If(avail_moved > qc.num):
+                    m.next = "ERROR"  # avail.idx moved more than QueueNum ahead
+                with m.Elif(avail_moved != 0):
+                    m.next = "POP"
+                with m.Elif(tr.event_idx_negotiated
+                            & ~(published_valid.bit_select(q, 1)
+                                & (Cat(published).word_select(q, INDEX_BITS) == q_last_avail))):
+                    m.next = "PUBLISH_AVAIL_EVENT"
+                with m.Else():
+                    m.next = "IDLE"
 
             with working("PUBLISH_AVAIL_EVENT"):
                 # EVENT_IDX: avail_event = the next index the device will read; then look again,
@@ -270,6 +323,7 @@ class VirtqueueEngine(wiring.Component):
                         pending.eq(pending - 1), head.eq(chain_head), push_q.eq(q),
                         table.eq(qc.desc), table_len.eq(qc.num), budget.eq(qc.num),
                         in_indirect.eq(0), index.eq(chain_head), cache_count.eq(0),
+                        hit_first.eq(0), hit_second.eq(0),
                         have.eq(0), writable_seen.eq(0), wlen.eq(0), first_w.eq(0),
                     ]
                     with m.If((chain_head | num_mask) != num_mask):  # >= QueueNum
@@ -278,41 +332,35 @@ class VirtqueueEngine(wiring.Component):
                         m.next = "FETCH"
 
             # -- the descriptor walk -----------------------------------------------------------
-            with working("FETCH"):
-                hit_first = (cache_count != 0) & (index == cache_base)
-                hit_second = (cache_count == DESCS_PER_FETCH) & (index == cache_next)
+            with working("FETCH"), bounds_checked():
                 with m.If(budget == 0):
                     m.next = "ERROR"  # longer than the table: a loop
                 with m.Elif(hit_first | hit_second):
                     picked = data.View(Descriptor,
                                        dma.rdata.word_select(hit_second, Descriptor.size))
                     m.d.sync += [slot.eq(hit_second), budget.eq(budget - 1)]
-                    load_ops(picked.addr[:aw], picked.len, stage=False)  # for the bounds check
+                    load_ops(picked.addr[:aw], picked.len)  # for the bounds check
                     m.next = "DECODE"
                 with m.Else():
                     two = below_table_len(index_next)
                     with m.If(dma_op("read", table, DESC_SIZE * index,
                                      Mux(two, DESCS_PER_FETCH * DESC_SIZE, DESC_SIZE))):
                         m.d.sync += [cache_base.eq(index), cache_next.eq(index_next),
-                                     cache_count.eq(Mux(two, DESCS_PER_FETCH, 1))]
+                                     cache_count.eq(Mux(two, DESCS_PER_FETCH, 1)),
+                                     hit_first.eq(1), hit_second.eq(0)]
 
             with working("DECODE"):
-                # desc.addr + desc.len > dma_addr_limit, from the adder loaded by FETCH
-                beyond = op_sum[aw] & (op_sum[:aw] != 0)
-                if len(desc.addr) > aw:
-                    beyond |= desc.addr[aw:] != 0
                 with m.If(flag(desc, DescFlags.INDIRECT)):
                     bad = (~tr.indirect_negotiated | in_indirect | flag(desc, DescFlags.NEXT)
-                           | (desc.len == 0) | (desc.len % DESC_SIZE != 0) | beyond)
+                           | (desc.len == 0) | (desc.len % DESC_SIZE != 0))
                     with m.If(bad):
                         m.next = "ERROR"
                     with m.Else():
                         m.d.sync += [table.eq(desc.addr), table_len.eq(desc.len // DESC_SIZE),
                                      budget.eq(desc.len // DESC_SIZE), in_indirect.eq(1),
-                                     index.eq(0), cache_count.eq(0)]
+                                     index.eq(0), cache_count.eq(0), hit_first.eq(0),
+                                     hit_second.eq(0)]
                         m.next = "FETCH"
-                with m.Elif(beyond):
-                    m.next = "ERROR"
                 with m.Elif(flag(desc, DescFlags.WRITE)):
                     length = saturate(desc.len)
                     total = wlen + length
@@ -326,20 +374,28 @@ class VirtqueueEngine(wiring.Component):
                 with m.Elif(writable_seen):
                     m.next = "ERROR"  # a readable descriptor after a writable one
                 with m.Elif((desc.len != 0) & (have < need)):
+                    # How many request bytes this descriptor gives: GATHER reads them.
+                    want = need - have
+                    bits = GPIO_REQUEST_SIZE.bit_length()
+                    short = (desc.len[bits:] == 0) & (desc.len[:bits] < want)
+                    m.d.sync += gather_len.eq(Mux(short, desc.len[:bits], want))
                     m.next = "GATHER"
                 with m.Else():
                     follow_next(desc)
 
-            with working("GATHER"):
-                want = need - have
-                bits = GPIO_REQUEST_SIZE.bit_length()
-                short = (desc.len[bits:] == 0) & (desc.len[:bits] < want)
-                n = Mux(short, desc.len[:bits], want)
-                with m.If(dma_op("read", desc.addr, 0, n, dest=have)):
-                    m.d.sync += have.eq(have + n)
+            with working("GATHER"), bounds_checked():
+                with m.If(dma_op("read", desc.addr, 0, gather_len, dest=have)):
+                    m.d.sync += have.eq(have + gather_len)
                     follow_next(desc)
 
-            with working("CHAIN_DONE"):
+            # What the request's reply will be is prepared into flip-flops here, so that REQUEST
+            # decides from them and not from the request bytes.
+            names_request = Signal()
+            reply_short = Signal()  # the writable bytes cannot hold the reply
+            with working("CHAIN_DONE"), bounds_checked():
+                is_names = request.type == MsgType.GET_LINE_NAMES
+                m.d.sync += [names_request.eq(is_names),
+                             reply_short.eq(wlen < Mux(is_names, 1 + names_size, GPIO_REPLY_SIZE))]
                 with m.If(q == QueueIndex.REQUESTQ):
                     m.next = "REQUEST"
                 with m.Else():
@@ -347,25 +403,21 @@ class VirtqueueEngine(wiring.Component):
 
             # -- requestq: run the request, send the reply -------------------------------------
             with working("REQUEST"):
-                is_names = request.type == MsgType.GET_LINE_NAMES
-                size = Mux(is_names, 1 + names_size, GPIO_REPLY_SIZE)
-                m.d.comb += [gr.type.eq(request.type),
-                             gr.value.eq(request.value), gr.irq_negotiated.eq(tr.irq_negotiated),
-                             ev.buffer_line.eq(request.gpio)]
+                m.d.comb += ev.buffer_line.eq(request.gpio)
                 m.d.sync += [pos.eq(0), seg.addr.eq(first_w.addr), seg.len.eq(first_w.len),
                              seg.next.eq(first_w.next), seg.written.eq(0),
                              status.eq(ReplyStatus.ERR), reply_value.eq(0), names.eq(0)]
                 m.next = "SCATTER"
                 with m.If(have < GPIO_REQUEST_SIZE):
                     m.d.sync += reply_len.eq(Mux(wlen < GPIO_REPLY_SIZE, wlen, GPIO_REPLY_SIZE))
-                with m.Elif(wlen < size):  # the reply does not fit: what fits, as ERR
+                with m.Elif(reply_short):  # the reply does not fit: what fits, as ERR
                     m.d.sync += reply_len.eq(wlen)
-                with m.Elif(is_names):
-                    m.d.sync += reply_len.eq(size)
+                with m.Elif(names_request):
+                    m.d.sync += reply_len.eq(1 + names_size)
                     if names_size:
                         m.d.sync += [status.eq(ReplyStatus.OK), names.eq(1)]
                 with m.Else():
-                    m.d.comb += gr.execute.eq(1)
+                    m.d.comb += gr.execute.eq(~abort)
                     m.d.sync += [reply_len.eq(GPIO_REPLY_SIZE),
                                  status.eq(Mux(gr.ok, ReplyStatus.OK, ReplyStatus.ERR)),
                                  reply_value.eq(gr.reply_value)]
@@ -381,7 +433,7 @@ class VirtqueueEngine(wiring.Component):
                 n = Mux(left < MAX_WRITE_BYTES, left, MAX_WRITE_BYTES)
                 n = Mux(seg.len < n, seg.len, n)
                 m.d.sync += [chunk.eq(n), fill.eq(0)]
-                with m.If(left == 0):
+                with m.If(pos == reply_len):  # left == 0, without the subtraction
                     push(q, head, reply_len, Continuation.NEXT_CHAIN)
                     m.next = "PUSH_ELEM"
                 with m.Elif(seg.len == 0):
@@ -440,6 +492,7 @@ class VirtqueueEngine(wiring.Component):
             with working("EVENT_STATUS"):
                 # The eventq reply: one status byte, VALID only for a delivered event.
                 valid = then == Continuation.IDLE
+                m.d.sync += cfg_q.eq(push_q)
                 with m.If(dma_op("write", None, None, IRQ_REPLY_SIZE,
                                  Mux(valid, IrqStatus.VALID, IrqStatus.INVALID))):
                     m.next = "PUSH_ELEM"
@@ -465,7 +518,8 @@ class VirtqueueEngine(wiring.Component):
                     old = (push_used_idx - 1)[:INDEX_BITS]
                     wanted = Mux(tr.event_idx_negotiated, dma.rdata_short[:INDEX_BITS] == old,
                                  ~dma.rdata_short[AvailFlags.NO_INTERRUPT.bit_length() - 1])
-                    m.d.comb += tr.used_buffer.eq(wanted)
+                    m.d.comb += tr.used_buffer.eq(wanted & ~abort)
+                    m.d.sync += cfg_q.eq(q)
                     with m.Switch(then):
                         with m.Case(Continuation.NEXT_CHAIN):
                             next_chain()
@@ -475,12 +529,18 @@ class VirtqueueEngine(wiring.Component):
                             m.next = "IDLE"
 
             with m.State("ERROR"):
-                m.d.comb += tr.device_error.eq(1)
+                # Entered from a working state: the work it abandons is that state's.
+                m.d.comb += tr.device_error.eq(~abort)
                 m.next = "ABORT"
             with m.State("ABORT"):
                 m.d.sync += [issued.eq(0), staged.eq(0)]
                 with m.If(~dma.busy):
                     m.next = "IDLE"
+
+        beyond_now = op_sum[aw] & (op_sum[:aw] != 0)
+        if len(desc.addr) > aw:
+            beyond_now |= desc.addr[aw:] != 0
+        m.d.sync += [beyond.eq(beyond_now), after_decode.eq(fsm.ongoing("DECODE"))]
 
         # Queue state follows the register file (after the FSM: these win).
         for i in range(NUM_QUEUES):
