@@ -11,7 +11,6 @@ from . import flow, report
 from .targets import BOARDS, PARTS, SWEEP_CONFIGS, select
 
 
-
 def ooc_jobs(parts: str | None, configs: str | None, mhz: float | None, out: Path) -> list:
     jobs = []
     for part in select("part", PARTS, parts).values():
@@ -39,12 +38,12 @@ def board_jobs(boards: str | None, out: Path) -> list:
 
 
 def toolchain_versions(env: dict) -> dict:
+    """The first line each tool prints about its version, for the report."""
     versions = {}
-    for var in ("YOSYS", "NEXTPNR_ICE40", "NEXTPNR_ECP5"):
-        done = subprocess.run([env[var], "--version" if "NEXTPNR" in var else "-V"], env=env,
-                              capture_output=True, text=True)
-        versions[var.lower()] = (done.stdout or done.stderr).strip().splitlines()[0] if (
-            done.stdout or done.stderr) else "unknown"
+    for var, flag in (("YOSYS", "-V"), ("NEXTPNR_ICE40", "--version"), ("NEXTPNR_ECP5", "--version")):
+        done = subprocess.run([env[var], flag], env=env, capture_output=True, text=True)
+        lines = (done.stdout or done.stderr).strip().splitlines()
+        versions[var.lower()] = lines[0] if lines else "unknown"
     return versions
 
 

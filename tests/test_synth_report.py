@@ -149,7 +149,10 @@ def test_a_missing_tool_is_a_clear_error(monkeypatch):
         flow.toolchain_env()
 
 
-def test_cli_rejects_unknown_targets(capsys):
+def test_cli_rejects_unknown_targets_and_bad_numbers(capsys):
     from virtio_gpio.cli import main
     assert main(["synth", "--part", "virtex", "--board", "none"]) == 2
     assert "unknown part 'virtex'" in capsys.readouterr().err
+    assert main(["synth", "--jobs", "0"]) == 2
+    assert main(["synth", "--freq", "-5"]) == 2
+    assert "--jobs must be at least 1" in capsys.readouterr().err

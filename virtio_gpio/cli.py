@@ -92,6 +92,8 @@ def _synth(args: argparse.Namespace) -> int:
         return "" if value == "none" else value
 
     try:
+        if args.jobs < 1 or (args.freq is not None and args.freq <= 0):
+            raise TargetError("--jobs must be at least 1 and --freq above 0 MHz")
         jobs = (sweep.ooc_jobs(chosen(args.part), chosen(args.config), args.freq, args.out)
                 + sweep.board_jobs(chosen(args.board), args.out))
         if not jobs:
