@@ -37,9 +37,11 @@ DEVICE_INSTANCE = "device"
 
 
 class LineKind(enum.Enum):
-    OUTPUT = "output"  # an LED: lit while the line drives 1; reads back what it drives
-    INPUT = "input"  # a button: reads the button, drives nothing
-    INOUT = "inout"  # a header pin: a real tristate pin
+    """How a line meets its pin; the value is the direction of the pin's I/O buffer."""
+
+    OUTPUT = "o"  # an LED: lit while the line drives 1; reads back what it drives
+    INPUT = "i"  # a button: reads the button, drives nothing
+    INOUT = "io"  # a header pin: a real tristate pin
 
 
 @dataclass(frozen=True)
@@ -141,14 +143,12 @@ class BoardTop(wiring.Component):
     def _wire_lines(self, m, platform, system):
         for line, pin in enumerate(self.board.lines):
             port = platform.request(pin.resource, pin.number, dir="-")
+            m.submodules[f"line{line}"] = buffer = io.Buffer(pin.kind.value, port)
             if pin.kind is LineKind.INPUT:
-                m.submodules[f"line{line}"] = buffer = io.Buffer("i", port)
                 m.d.comb += system.gpio_i[line].eq(buffer.i)
             elif pin.kind is LineKind.OUTPUT:
-                m.submodules[f"line{line}"] = buffer = io.Buffer("o", port)
                 driven = system.gpio_o[line] & system.gpio_oe[line]
                 m.d.comb += [buffer.o.eq(driven), system.gpio_i[line].eq(driven)]
             else:
-                m.submodules[f"line{line}"] = buffer = io.Buffer("io", port)
                 m.d.comb += [buffer.o.eq(system.gpio_o[line]), buffer.oe.eq(system.gpio_oe[line]),
                              system.gpio_i[line].eq(buffer.i)]
