@@ -233,9 +233,11 @@ class RegisterFile(wiring.Component):
         return (self.status & bit) != 0
 
     def _queue_exists(self, index):
+        """The eventq exists while F_IRQ may still be negotiated, or was (GPIO-13, contract §4)."""
         exists = index == QueueIndex.REQUESTQ
         if self.config.offer_irq:
-            exists |= index == QueueIndex.EVENTQ
+            refused = self._has(DeviceStatus.FEATURES_OK) & ~self.driver_features[Feature.GPIO_F_IRQ]
+            exists |= (index == QueueIndex.EVENTQ) & ~refused
         return exists
 
     def _selected_queue(self) -> _QueueRegisters:

@@ -3,11 +3,13 @@ holds and returns eventq buffers, and publishes used elements (device contract �
 
 One sequential state machine, one chain at a time, in the order the golden model works:
 the requestq is drained first (reading avail.idx again until nothing is new), then the eventq, then
-due interrupt events, lowest line first. A chain is parsed as byte streams (VQ-1): the first 8 (or 2)
-readable bytes are gathered into the request, and only the first non-empty writable descriptor is
-remembered; a reply longer than that descriptor follows the chain again from there (the device still
-owns it, so reading its descriptors twice is allowed). Every malformation of §5 and every bus error
-ends in ``device_error`` (§6), after which the engine touches nothing until the device is reset.
+due interrupt events, lowest line first. A chain is parsed once, as byte streams (VQ-1): the first
+8 (or 2) readable bytes are gathered into the request, and the non-empty writable descriptors that
+the longest reply can reach are recorded as it goes (the first in flip-flops, the rest in a small
+memory). The reply is scattered over those records only, so it lands where the parse said even if
+an earlier reply byte overwrote a descriptor (contract §5). A chain may visit at most QueueNum
+buffer descriptors, so its walk is bounded. Every malformation of §5 and every bus error ends in
+``device_error`` (§6), after which the engine touches nothing until the device is reset.
 """
 
 from contextlib import contextmanager
@@ -86,7 +88,9 @@ class VirtqueueEngine(wiring.Component):
         head = Signal(INDEX_BITS)
         table = Signal(aw)
         table_len = Signal(TABLE_LEN_BITS)
-        budget = Signal(TABLE_LEN_BITS)  # descriptors the walk may still visit (loop detection)
+        # Buffer descriptors the walk may still visit: QueueNum for the whole chain, the pointer
+        # to an indirect table not counted, and no more than that table holds (contract §5).
+        budget = Signal(range(cfg.queue_size_max + 2))
         in_indirect = Signal()
         index = Signal(INDEX_BITS)
         index_next = Signal(INDEX_BITS + 1)
@@ -108,8 +112,23 @@ class VirtqueueEngine(wiring.Component):
         gather_len = Signal(range(GPIO_REQUEST_SIZE + 1))  # bytes the next GATHER reads
         writable_seen = Signal()
         wlen = Signal(reply_shape)  # sum of writable lengths, saturating at reply_max
-        first_w = Signal(data.StructLayout({"valid": 1, "addr": aw, "len": reply_shape,
-                                            "next": INDEX_BITS, "table": aw}))
+        segment = data.StructLayout({"addr": aw, "len": reply_shape})
+        first_w = Signal(data.StructLayout({"valid": 1, "addr": aw, "len": reply_shape}))
+        # The writable descriptors after the first, as the walk found them. Each holds at least
+        # one byte and is recorded only while the reply might still reach it, so reply_max - 1
+        # entries are enough.
+        later_count = Signal(range(reply_max))  # recorded so far (the walk), or used (the reply)
+        later_w_write = Signal()  # record `later_w_in` at `later_count`
+        later_w_in = Signal(segment)
+        later_w_out = Signal(segment)  # the record at `later_count`, a cycle after it is set
+        if reply_max - 1 > 1:
+            m.submodules.later_w = later_w = Memory(shape=segment, depth=reply_max - 1, init=[])
+            wr, rd = later_w.write_port(), later_w.read_port()
+            m.d.comb += [wr.en.eq(later_w_write), wr.addr.eq(later_count), wr.data.eq(later_w_in),
+                         rd.addr.eq(later_count), later_w_out.eq(rd.data)]
+        else:  # one record (no names): a register, as a memory would need a 0-bit address
+            with m.If(later_w_write):
+                m.d.sync += later_w_out.eq(later_w_in)
         need = Mux(q == QueueIndex.EVENTQ, IRQ_REQUEST_SIZE, GPIO_REQUEST_SIZE)
         # The GPIO bank looks at one line: the request's, or the one an eventq buffer is for.
         irq_request = data.View(IrqRequest, dma.rdata_short[:IrqRequest.size])
@@ -126,8 +145,7 @@ class VirtqueueEngine(wiring.Component):
         reply_value = Signal(8)
         reply_len = Signal(reply_shape)
         names = Signal()  # the reply carries the names block
-        seg = Signal(data.StructLayout({"addr": aw, "len": reply_shape, "next": INDEX_BITS,
-                                        "written": reply_shape}))
+        seg = Signal(data.StructLayout({"addr": aw, "len": reply_shape, "written": reply_shape}))
         pos = Signal(reply_shape)  # reply bytes written
         chunk = Signal(range(MAX_WRITE_BYTES + 1))
         chunk_data = Signal(8 * MAX_WRITE_BYTES)
@@ -325,6 +343,7 @@ class VirtqueueEngine(wiring.Component):
                         in_indirect.eq(0), index.eq(chain_head), cache_count.eq(0),
                         hit_first.eq(0), hit_second.eq(0),
                         have.eq(0), writable_seen.eq(0), wlen.eq(0), first_w.eq(0),
+                        later_count.eq(0),
                     ]
                     with m.If((chain_head | num_mask) != num_mask):  # >= QueueNum
                         m.next = "ERROR"
@@ -356,8 +375,11 @@ class VirtqueueEngine(wiring.Component):
                     with m.If(bad):
                         m.next = "ERROR"
                     with m.Else():
-                        m.d.sync += [table.eq(desc.addr), table_len.eq(desc.len // DESC_SIZE),
-                                     budget.eq(desc.len // DESC_SIZE), in_indirect.eq(1),
+                        entries = desc.len // DESC_SIZE
+                        # The pointer gives back the budget it took; the table bounds the rest.
+                        left = budget + 1
+                        m.d.sync += [table.eq(desc.addr), table_len.eq(entries),
+                                     budget.eq(Mux(entries < left, entries, left)), in_indirect.eq(1),
                                      index.eq(0), cache_count.eq(0), hit_first.eq(0),
                                      hit_second.eq(0)]
                         m.next = "FETCH"
@@ -366,10 +388,14 @@ class VirtqueueEngine(wiring.Component):
                     total = wlen + length
                     m.d.sync += [writable_seen.eq(1),
                                  wlen.eq(Mux(total > reply_max, reply_max, total))]
-                    with m.If(~first_w.valid & (desc.len != 0)):
-                        m.d.sync += [first_w.valid.eq(1), first_w.addr.eq(desc.addr),
-                                     first_w.len.eq(length), first_w.next.eq(desc.next),
-                                     first_w.table.eq(table)]
+                    with m.If((desc.len != 0) & (wlen < reply_max)):  # a reply may reach it
+                        with m.If(~first_w.valid):
+                            m.d.sync += [first_w.valid.eq(1), first_w.addr.eq(desc.addr),
+                                         first_w.len.eq(length)]
+                        with m.Else():
+                            m.d.comb += [later_w_write.eq(1), later_w_in.addr.eq(desc.addr),
+                                         later_w_in.len.eq(length)]
+                            m.d.sync += later_count.eq(later_count + 1)
                     follow_next(desc)
                 with m.Elif(writable_seen):
                     m.next = "ERROR"  # a readable descriptor after a writable one
@@ -405,7 +431,7 @@ class VirtqueueEngine(wiring.Component):
             with working("REQUEST"):
                 m.d.comb += ev.buffer_line.eq(request.gpio)
                 m.d.sync += [pos.eq(0), seg.addr.eq(first_w.addr), seg.len.eq(first_w.len),
-                             seg.next.eq(first_w.next), seg.written.eq(0),
+                             seg.written.eq(0), later_count.eq(0),
                              status.eq(ReplyStatus.ERR), reply_value.eq(0), names.eq(0)]
                 m.next = "SCATTER"
                 with m.If(have < GPIO_REQUEST_SIZE):
@@ -456,12 +482,12 @@ class VirtqueueEngine(wiring.Component):
                     m.next = "SCATTER"
 
             with working("SCATTER_NEXT"):
-                # The reply goes on in the next writable descriptor (validated by the walk).
-                with m.If(dma_op("read", first_w.table, DESC_SIZE * seg.next, DESC_SIZE)):
-                    d = data.View(Descriptor, dma.rdata[:Descriptor.size])
-                    m.d.sync += [seg.addr.eq(d.addr), seg.len.eq(saturate(d.len)),
-                                 seg.next.eq(d.next), seg.written.eq(0)]
-                    m.next = "SCATTER"
+                # The reply goes on in the next writable descriptor the walk recorded. The read
+                # port shows the record at later_count: it has not changed since the state
+                # before SCATTER, at least a cycle ago.
+                m.d.sync += [seg.addr.eq(later_w_out.addr), seg.len.eq(later_w_out.len),
+                             seg.written.eq(0), later_count.eq(later_count + 1)]
+                m.next = "SCATTER"
 
             # -- eventq: hold buffers, deliver events ------------------------------------------
             with working("EVENT_BUFFER"):

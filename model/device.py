@@ -107,7 +107,12 @@ class VirtioGpioDevice:
     # -- queues ----------------------------------------------------------------------------
 
     def queue_exists(self, index: int) -> bool:
-        return index == QueueIndex.REQUESTQ or (index == QueueIndex.EVENTQ and self.config.offer_irq)
+        """The requestq always; the eventq when F_IRQ is offered, and once features are accepted,
+        only if it was negotiated (GPIO-13, contract §4)."""
+        if index == QueueIndex.REQUESTQ:
+            return True
+        return (index == QueueIndex.EVENTQ and self.config.offer_irq
+                and (not self.status & DeviceStatus.FEATURES_OK or self.has(Feature.GPIO_F_IRQ)))
 
     @property
     def _selected_queue(self) -> DeviceVirtqueue | None:

@@ -160,14 +160,23 @@ class DeviceVirtqueue:
         limit = self.config.dma_addr_limit
         table_addr, table_len = self.desc_addr, self.num
         in_indirect = False
-        index, visited = head, 0
+        # Contract §5: at most QueueNum buffer descriptors in all (the pointer to an indirect
+        # table is not one), and no more inside a table than it holds; so a walk is bounded.
+        index, visited, in_table = head, 0, 0
         while True:
-            visited += 1
-            if visited > table_len:
+            in_table += 1
+            if in_table > table_len:
                 where = "indirect table" if in_indirect else "QueueNum"
                 raise RingError(f"{q}: longer than the {where} ({table_len} descriptors): a loop?")
+            visited += 1
+            if visited > self.num:
+                raise RingError(f"{q}: more than QueueNum ({self.num}) descriptors in all")
             addr, length, flags, nxt = DESC_PACKER.unpack(
                 self.memory.dma_read(table_addr + DESC_SIZE * index, DESC_SIZE))
+            if addr >= limit:
+                # Whatever its length, even 0 (contract §5).
+                raise RingError(f"{q}: descriptor address {addr:#x} is beyond the "
+                                f"{self.config.dma_addr_width}-bit DMA space")
             if flags & _INDIRECT:
                 if not indirect_allowed:
                     raise RingError(f"{q}: INDIRECT descriptor but RING_INDIRECT_DESC not negotiated")
@@ -181,7 +190,8 @@ class DeviceVirtqueue:
                 if addr + length > limit:
                     raise RingError(f"{q}: indirect table at {addr:#x} is beyond the DMA space")
                 table_addr, table_len = addr, length // DESC_SIZE
-                in_indirect, index, visited = True, 0, 0
+                in_indirect, index, in_table = True, 0, 0
+                visited -= 1  # the pointer is not a buffer descriptor
                 continue
             if addr + length > limit:
                 raise RingError(f"{q}: buffer at {addr:#x} (+{length}) is beyond the DMA space")

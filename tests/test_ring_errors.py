@@ -184,6 +184,35 @@ def indirect_not_negotiated(b, vq):  # run on a device without RING_INDIRECT_DES
     vq.publish(3)
 
 
+def zero_length_at_4gib(b, vq):
+    """A zero-length descriptor is still a descriptor whose address must fit (contract §5)."""
+    d(vq, 2, request(b), 8, NEXT, 7)
+    d(vq, 7, FOUR_GIB, 0, NEXT, 9)
+    d(vq, 9, writable(b, 2), 2, WRITE)
+    vq.publish(2)
+
+
+def huge_indirect_table_with_loop(b, vq):
+    """A table that claims 2^28 - 1 entries, looping 0 -> 1 -> 0: cut off after QueueNum
+    descriptors, not after the table's length (contract §5)."""
+    rep = writable(b, 2)
+    table = indirect_table(b, [(rep, 2, WRITE | NEXT, 1), (rep, 0, WRITE | NEXT, 0)])
+    d(vq, 2, request(b), 8, NEXT, 3)
+    d(vq, 3, table, min(0xFFFF_FFF0, (FOUR_GIB - table) & ~0xF), INDIRECT)
+    vq.publish(2)
+
+
+def more_than_queue_num_across_indirect(b, vq):
+    """Two direct descriptors and a table of QueueNum - 1 entries: QueueNum + 1 buffers."""
+    req = request(b)
+    entries = [(writable(b, 2), 0, WRITE | NEXT, i + 1) for i in range(vq.num - 1)]
+    entries[-1] = (entries[-1][0], 2, WRITE, 0)
+    d(vq, 2, req, 4, NEXT, 5)
+    d(vq, 5, req + 4, 4, NEXT, 6)
+    d(vq, 6, indirect_table(b, entries), DESC_SIZE * len(entries), INDIRECT)
+    vq.publish(2)
+
+
 def readable_after_writable(b, vq):
     d(vq, 2, writable(b, 2), 2, WRITE | NEXT, 7)
     d(vq, 7, request(b), 8, 0)
@@ -282,6 +311,10 @@ MALFORMED = [
                  id="readable-after-writable-in-table"),
     pytest.param(readable_after_writable_mixed, LINUX_KNOWN_FEATURES,
                  id="readable-after-writable-mixed"),
+    pytest.param(zero_length_at_4gib, LINUX_KNOWN_FEATURES, id="zero-length-at-4GiB"),
+    pytest.param(huge_indirect_table_with_loop, LINUX_KNOWN_FEATURES, id="huge-indirect-table-loop"),
+    pytest.param(more_than_queue_num_across_indirect, LINUX_KNOWN_FEATURES,
+                 id="queue-num-plus-one-across-indirect"),
     pytest.param(avail_idx_jump, LINUX_KNOWN_FEATURES, id="avail-idx-num+1"),
     pytest.param(avail_idx_jump, LINUX_KNOWN_FEATURES & ~EVENT_IDX_F, id="avail-idx-num+1-no-event-idx"),
     pytest.param(avail_idx_far_jump, LINUX_KNOWN_FEATURES, id="avail-idx-0x8000"),
@@ -315,8 +348,8 @@ def test_malformed_ring_is_a_device_error(build, features):
               if a.kind is AccessKind.WRITE and not (a.addr == avail_event and a.size == 2)]
     assert writes == []
     assert used_idx(bench, vq) == used_before
-    # A chain is cut off once it is longer than its table: a loop costs at most one table's worth
-    # of descriptor reads (plus the few avail-ring reads), never an unbounded walk.
+    # A chain is cut off after QueueNum buffer descriptors: a loop costs at most that many
+    # descriptor reads (plus the pointer and the few avail-ring reads), never an unbounded walk.
     assert len(bench.memory.dma_log) - log_start <= vq.num + 8
     bench.assert_clean_dma()
     assert_dead(bench)

@@ -163,3 +163,22 @@ def test_linux_refuses_a_device_without_version_1_and_sets_failed():
     with pytest.raises(ProbeError, match="VERSION_1"):
         b.driver.probe()
     assert b.read(Reg.STATUS) & S.FAILED
+
+
+@pytest.mark.req("GPIO-13", "MMIO-9", "C-4")
+def test_the_eventq_exists_only_when_f_irq_was_negotiated():
+    """Before FEATURES_OK the eventq may still be negotiated; once features without F_IRQ are
+    accepted, QueueSizeMax(1) reads 0 and QueueReady = 1 on queue 1 is ignored."""
+    b = make_bench(probe=False)
+    b.write(Reg.QUEUE_SEL, 1)
+    assert b.read(Reg.QUEUE_SIZE_MAX) == b.config.queue_size_max
+    assert b.negotiate(V1)
+    assert b.read(Reg.QUEUE_SIZE_MAX) == 0
+    b.write(Reg.QUEUE_SIZE, 2)
+    b.write(Reg.QUEUE_READY, 1)
+    assert b.read(Reg.QUEUE_READY) == 0
+    assert b.read(Reg.STATUS) & S.DEVICE_NEEDS_RESET == 0  # ignored, not a device error
+    b.write(Reg.STATUS, 0)
+    assert b.negotiate(V1 | Feature.GPIO_F_IRQ.mask)
+    b.write(Reg.QUEUE_SEL, 1)
+    assert b.read(Reg.QUEUE_SIZE_MAX) == b.config.queue_size_max

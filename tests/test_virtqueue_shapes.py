@@ -29,7 +29,7 @@ from virtio_gpio.model.driver.vring import DriverVirtqueue
 from virtio_gpio.model.layouts import (
     DESC_SIZE, RING_IDX_OFFSET, USED_ELEM_SIZE, GpioRequest, Reg, VirtqDesc, VirtqUsedElem,
 )
-from virtio_gpio.model.memory import AccessKind
+from virtio_gpio.model.memory import AccessKind, Perm
 
 NGPIO = 8
 INDIRECT = Feature.RING_INDIRECT_DESC.mask
@@ -246,7 +246,15 @@ def _direct_stale_next(bench, req, rep, pointer_flags):
     return [(9, req, 8, NEXT, 3), (3, rep, 2, WRITE, 0xFFFF)]
 
 
+def _direct_writable_then_indirect(bench, req, rep, pointer_flags):
+    """Status in a direct writable buffer, value in a writable buffer inside a table after it:
+    the table itself is never written."""
+    table = indirect_table(bench, [(rep + 1, 1, WRITE, 0)])
+    return [(9, req, 8, NEXT, 4), (4, rep, 1, WRITE | NEXT, 6), (6, table, DESC_SIZE, pointer_flags, 0)]
+
+
 HAND_SHAPES = {
+    "direct-writable-then-indirect": _direct_writable_then_indirect,
     "linux": _linux_shape,
     "mixed-full-request": _mixed_full_request,
     "mixed-split-request": _mixed_split_request,
@@ -288,6 +296,58 @@ def test_hand_written_shapes(shape, pointer_flags, msg_type):
         assert bench.memory.read(rep, 2) == ok(0)
         assert (bench.device.gpio_o >> 4) & 1 == 0
     assert bench.read(Reg.INTERRUPT_STATUS) == InterruptStatus.USED_BUFFER
+    bench.assert_clean_dma()
+
+
+@pytest.mark.req("VQ-2", "VQ-10", "GPIO-1", "C-5")
+def test_reply_follows_the_parse_when_it_overwrites_a_descriptor():
+    """The status byte lands on the address of the next (writable) descriptor; the value byte
+    still goes where that descriptor pointed when the chain was made available (contract §5)."""
+    bench = new_bench()
+    vq = requestq(bench)
+    req = readable(bench, request_bytes(MsgType.GET_DIRECTION, 4))
+    dest = writable(bench, 0x14) + 0x13  # a low address byte that status 0 or 1 changes
+    over = vq.desc_addr + DESC_SIZE * 11
+    bench.memory.firewall.grant(over, 1, Perm.WRITE, owner="test")
+    vq.write_desc(vq.desc_addr, 9, req, 8, NEXT, 10)
+    vq.write_desc(vq.desc_addr, 10, over, 1, WRITE | NEXT, 11)
+    vq.write_desc(vq.desc_addr, 11, dest, 1, WRITE, 0)
+    old = used_idx(bench, vq)
+    vq.publish(9)
+    bench.notify(QueueIndex.REQUESTQ)
+
+    assert bench.device.errors == []
+    assert used_elem(bench, vq, old) == (9, 2)
+    assert bench.memory.read(over, 1) == bytes([ReplyStatus.OK])
+    assert bench.memory.read(dest, 1) == bytes([Direction.IN])
+    bench.assert_clean_dma()
+
+
+@pytest.mark.req("VQ-1", "VQ-4", "C-5")
+@pytest.mark.parametrize("direct", [1, 3])
+def test_chain_of_queue_num_buffers_across_an_indirect_table(direct):
+    """``direct`` buffer descriptors, then a pointer to a table that brings the chain to exactly
+    QueueNum buffers: served (the pointer does not count, contract §5)."""
+    bench = new_bench()
+    vq = requestq(bench)
+    req = readable(bench, request_bytes(MsgType.GET_DIRECTION, 4))
+    rep = writable(bench, 2)
+    cuts = [0, *range(1, direct), 8]  # the request over `direct` descriptors
+    entries = [(rep, 2, WRITE | NEXT, 1)] + [(rep, 0, WRITE | NEXT, i + 2)
+                                             for i in range(vq.num - direct - 1)]
+    entries[-1] = (entries[-1][0], entries[-1][1], WRITE, 0)
+    table = indirect_table(bench, entries)
+    for k in range(direct):
+        vq.write_desc(vq.desc_addr, k, req + cuts[k], cuts[k + 1] - cuts[k], NEXT, k + 1)
+    vq.write_desc(vq.desc_addr, direct, table, DESC_SIZE * len(entries), INDIRECT_FLAG, 0)
+    old = used_idx(bench, vq)
+    vq.publish(0)
+    bench.notify(QueueIndex.REQUESTQ)
+
+    assert direct + len(entries) == vq.num
+    assert bench.device.errors == []
+    assert used_elem(bench, vq, old) == (0, 2)
+    assert bench.memory.read(rep, 2) == ok(Direction.IN)
     bench.assert_clean_dma()
 
 

@@ -114,6 +114,35 @@ class DriverVirtqueue:
         self.publish(head)
         return head
 
+    def free_indices(self, count: int) -> list[int]:
+        """The descriptor indices the next ``count`` direct descriptors will take, in chain order."""
+        indices, i = [], self.free_head
+        for _ in range(count):
+            indices.append(i)
+            i = self.free_next[i] if i < self.num else i
+        return indices
+
+    def add_chain(self, descs: list[tuple[int, int, int]], token) -> int:
+        """Publish a chain of direct descriptors ``(addr, len, flags)`` in the order given, for
+        shapes Linux never builds (an INDIRECT pointer after direct ones, zero-length buffers,
+        writable buffers over ring memory). NEXT and the links come from the free list, as in
+        ``add``; the caller grants the buffers. Returns the head."""
+        if self.broken:
+            raise BrokenRing(f"vq{self.index} is broken")
+        if not 0 < len(descs) <= self.num_free:
+            raise RingFull(f"vq{self.index}: {self.num_free} free descriptors, {len(descs)} needed")
+        head = i = self.free_head
+        for k, (addr, length, flags) in enumerate(descs):
+            last = k == len(descs) - 1
+            self.write_desc(self.desc_addr, i, addr, length,
+                            flags & ~_NEXT if last else flags | _NEXT, self.free_next[i])
+            i = self.free_next[i]
+        self.free_head = i
+        self.num_free -= len(descs)
+        self.in_flight[head] = InFlight(token, len(descs))
+        self.publish(head)
+        return head
+
     def publish(self, head: int) -> None:
         """Put ``head`` in the next avail slot and advance avail.idx (after the entry, as with wmb)."""
         geo = self.geometry

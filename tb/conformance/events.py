@@ -134,5 +134,11 @@ async def without_f_irq_the_eventq_is_never_touched(dut):
     def scenario():
         drv.probe()
         assert len(drv.vqs) == 1
+        t = env.transport
+        t.write(Reg.QUEUE_SEL, QueueIndex.EVENTQ)
+        assert t.read(Reg.QUEUE_SIZE_MAX) == 0, "an eventq without F_IRQ"
+        t.write(Reg.QUEUE_SIZE, 2)
+        t.write(Reg.QUEUE_READY, 1)  # ignored: the queue does not exist
+        assert t.read(Reg.QUEUE_READY) == 0
         pulse(env, 0)
     await env.run(scenario)

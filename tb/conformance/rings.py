@@ -118,10 +118,28 @@ def malformed_chains():
         vq.write_desc(vq.desc_addr, 1, res, 2, WRITE, 0)
         return 0
 
+    def huge_indirect_table_with_loop(vq, mem, grant):
+        # The table claims (nearly) 2^28 entries and loops 0 -> 1 -> 0: the walk must stop after
+        # QueueNum buffer descriptors, not after the table's length (contract §5).
+        req, res = buffers(mem, grant)
+        t = table(mem, grant, [(res, 2, WRITE | NEXT, 1), (res, 0, WRITE | NEXT, 0)])
+        vq.write_desc(vq.desc_addr, 0, req, 8, NEXT, 1)
+        vq.write_desc(vq.desc_addr, 1, t, min(0xFFFF_FFF0, (mem.limit - t) & ~0xF), INDIRECT, 0)
+        return 0
+
+    def zero_length_beyond_dma_space(vq, mem, grant):
+        # Only a 32-bit DMA space has addresses a descriptor can name and the port cannot reach.
+        req, res = buffers(mem, grant)
+        vq.write_desc(vq.desc_addr, 0, req, 8, NEXT, 1)
+        vq.write_desc(vq.desc_addr, 1, mem.limit, 0, NEXT, 2)
+        vq.write_desc(vq.desc_addr, 2, res, 2, WRITE, 0)
+        return 0
+
     return [(f.__name__, f) for f in (loop, next_beyond_num, head_beyond_num,
                                       readable_after_writable, indirect_with_next, nested_indirect,
                                       indirect_bad_length, indirect_empty, indirect_loop,
-                                      buffer_beyond_dma_space)]
+                                      huge_indirect_table_with_loop, buffer_beyond_dma_space,
+                                      zero_length_beyond_dma_space)]
 
 
 @conformance_test("VQ-2", "VQ-3", "GEN-4", "C-5", "C-6")
@@ -129,6 +147,8 @@ async def malformed_chains_end_in_device_needs_reset(dut):
     env = await DeviceEnv.start(dut, stall_probability=0.2)
     for name, build in malformed_chains():
         if "indirect" in name and not env.config.offer_indirect_desc:
+            continue
+        if name == "zero_length_beyond_dma_space" and env.config.dma_addr_width == 64:
             continue
         drv = env.driver(timeout_steps=TIMEOUT_STEPS)
 
@@ -197,6 +217,29 @@ async def bus_errors_on_every_kind_of_access(dut):
                 q.release()
         env.dut._log.info("bus error on %s", target)
         await env.run(scenario)
+
+
+@conformance_test("GEN-4", "C-6")
+async def an_error_before_driver_ok_is_announced_when_driver_ok_is_set(dut):
+    env = await DeviceEnv.start(dut)
+    t = env.transport
+
+    def scenario():
+        t.write(Reg.STATUS, 0)
+        t.write(Reg.STATUS, DeviceStatus.ACKNOWLEDGE | DeviceStatus.DRIVER)
+        t.write(Reg.DRIVER_FEATURES_SEL, 1)
+        t.write(Reg.DRIVER_FEATURES, Feature.VERSION_1.mask >> 32)
+        status = DeviceStatus.ACKNOWLEDGE | DeviceStatus.DRIVER | DeviceStatus.FEATURES_OK
+        t.write(Reg.STATUS, status)
+        t.write(Reg.QUEUE_SEL, QueueIndex.REQUESTQ)
+        t.write(Reg.QUEUE_SIZE, 3)  # not a power of two: a device error at QueueReady
+        t.write(Reg.QUEUE_READY, 1)
+        assert t.read(Reg.STATUS) & DeviceStatus.DEVICE_NEEDS_RESET
+        assert t.read(Reg.INTERRUPT_STATUS) == 0, "config interrupt before DRIVER_OK"
+        t.write(Reg.STATUS, status | DeviceStatus.DRIVER_OK)
+        assert t.read(Reg.INTERRUPT_STATUS) == InterruptStatus.CONFIG_CHANGE
+        assert env.transport.irq
+    await env.run(scenario)
 
 
 @conformance_test("GEN-1", "MMIO-7", "C-4")
