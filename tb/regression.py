@@ -1,11 +1,17 @@
 """The Verilator conformance regression: for each device configuration, generate the Verilog,
 build it (cached), run every conformance module in one simulator process, and report.
 
-Used by ``make sim`` (through ``virtio_gpio.cli sim``) and by the pytest entry point.
+Used by ``make sim`` (through ``virtio_gpio.cli sim``), ``make conformance`` (through
+``virtio_gpio.cli conformance``, which turns the outcomes into a report per configuration) and by
+the pytest entry point. Every outcome carries its seed: a seed other than 1 gives random AXI
+back-pressure, and the seed is all it takes to reproduce a run.
 """
 
 import importlib
+import json
 import os
+import subprocess
+import sys
 import time
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
@@ -17,7 +23,7 @@ from virtio_gpio.model.config import DeviceConfig
 from . import configs
 from .conformance import MODULES
 from .env import CLOCK_PERIOD_NS, SEED_ENV
-from .requirements import COVERAGE
+from .requirements import COVERAGE, Tagged
 from .verilator_build import Build, build, run
 
 DEFAULT_BUILD_DIR = Path("build") / "sim"
@@ -31,12 +37,14 @@ class TestOutcome:
     cycles: int
     seconds: float
     requirements: tuple[str, ...]
+    seed: int = 1
 
 
 @dataclass
 class ConfigOutcome:
     name: str
     config: DeviceConfig
+    seed: int = 1
     tests: list[TestOutcome] = field(default_factory=list)
     build_seconds: float = 0.0
     build_cached: bool = False
@@ -54,10 +62,41 @@ class ConfigOutcome:
         return sum(t.cycles for t in self.tests)
 
 
-def requirement_map() -> dict[str, tuple[str, ...]]:
+def requirement_map() -> dict[str, Tagged]:
+    """The tags of every conformance test ("module.test" -> IDs, needs, skip), as imported in this
+    process (its skips are those of the configuration in the environment, if any)."""
     for module in MODULES:
         importlib.import_module(f"{PACKAGE}.{module}")
     return dict(COVERAGE)
+
+
+_DUMP_TAGS = f"""
+import importlib, json
+from {PACKAGE} import MODULES
+from virtio_gpio.tb.requirements import COVERAGE
+for m in MODULES:
+    importlib.import_module("{PACKAGE}." + m)
+print(json.dumps({{k: [list(t.ids), list(t.needs), t.skip] for k, t in COVERAGE.items()}}))
+"""
+
+
+def requirement_map_for(config: DeviceConfig, *, seed: int = 1) -> dict[str, Tagged]:
+    """The tags as the simulator sees them when it runs ``config``: the modules are imported in a
+    fresh interpreter with that run's environment, so a ``skip`` computed at import (from
+    ``configs.offers``) is the one of that configuration, whether it came from ``needs`` or not."""
+    env = os.environ | _test_env(config, seed)
+    proc = subprocess.run([sys.executable, "-c", _DUMP_TAGS], env=env, capture_output=True,
+                          text=True)
+    if proc.returncode:
+        raise RuntimeError(f"importing the conformance modules failed:\n{proc.stderr.strip()}")
+    return {name: Tagged(tuple(ids), tuple(needs), skip)
+            for name, (ids, needs, skip) in json.loads(proc.stdout).items()}
+
+
+def _test_env(config: DeviceConfig, seed: int, extra_env: dict | None = None) -> dict[str, str]:
+    env = {configs.CONFIG_ENV: configs.to_json(config), SEED_ENV: str(seed)} | (extra_env or {})
+    env.update({k: v for k, v in os.environ.items() if k.startswith("VIRTIO_GPIO_") and k not in env})
+    return env
 
 
 def build_config(name: str, config: DeviceConfig, build_dir: Path = DEFAULT_BUILD_DIR, *,
@@ -77,18 +116,21 @@ def run_config(name: str, config: DeviceConfig, *, build_dir: Path = DEFAULT_BUI
                testcase: str | None = None, seed: int = 1, waves: bool = False,
                modules: tuple[str, ...] = MODULES, extra_env: dict | None = None,
                out=print) -> ConfigOutcome:
-    outcome = ConfigOutcome(name, config)
+    """Build ``config`` (cached) and run the conformance modules once with ``seed``. The JUnit XML
+    goes to ``build_dir/name/results.xml`` for seed 1 and ``results-seed<N>.xml`` otherwise, so
+    the runs of several seeds do not overwrite each other."""
+    outcome = ConfigOutcome(name, config, seed)
     out(f"== {name}: building with Verilator (cached when unchanged)")
     work, built = build_config(name, config, build_dir, waves=waves)
     outcome.build_seconds, outcome.build_cached = built.seconds, built.cached
     out(f"   build {'reused' if built.cached else 'done'} in {built.seconds:.1f} s")
-    env = {configs.CONFIG_ENV: configs.to_json(config), SEED_ENV: str(seed)} | (extra_env or {})
-    env.update({k: v for k, v in os.environ.items() if k.startswith("VIRTIO_GPIO_") and k not in env})
+    env = _test_env(config, seed, extra_env)
     test_modules = ",".join(f"{PACKAGE}.{m}" for m in modules)
     out(f"   running {len(modules)} conformance modules (seed {seed})...")
     start = time.monotonic()
+    junit = work / ("results.xml" if seed == 1 else f"results-seed{seed}.xml")
     result = run(built, test_modules, testcase=testcase, seed=seed, extra_env=env,
-                 junit_path=work / "results.xml", waves=waves)
+                 junit_path=junit, waves=waves)
     outcome.run_seconds = time.monotonic() - start
     outcome.junit_path, outcome.log_path, outcome.waves_path = \
         result.junit_path, result.log_path, result.waves_path
@@ -99,9 +141,10 @@ def run_config(name: str, config: DeviceConfig, *, build_dir: Path = DEFAULT_BUI
                   else "skip" if case.find("skipped") is not None else "pass")
         props = {p.get("name"): p.get("value") for p in case.iter("property")}
         sim_ns = float(props.get("sim_time_duration") or 0)  # in sim_time_unit, "ns" here
+        tagged = requirements.get(test)
         outcome.tests.append(TestOutcome(test, status, int(sim_ns) // CLOCK_PERIOD_NS,
                                          float(case.get("time", 0) or 0),
-                                         requirements.get(test, ())))
+                                         tagged.ids if tagged else (), seed))
     return outcome
 
 
@@ -125,7 +168,8 @@ def format_summary(outcomes: list[ConfigOutcome]) -> str:
     return "\n".join(lines)
 
 
-def rerun_hint(outcome: ConfigOutcome, seed: int) -> str:
+def rerun_hint(outcome: ConfigOutcome, seed: int | None = None) -> str:
+    seed = outcome.seed if seed is None else seed
     tests = " ".join(f"--test {t.name.split('.')[-1]}" for t in outcome.failed[:1])
     return (f"rerun with waves: make sim ARGS='--config {outcome.name} --seed {seed} {tests} --waves'"
             f"  (log: {outcome.log_path})")
