@@ -6,7 +6,7 @@ VENV   := .venv
 VPY    := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: all env sim test verilog lint bench synth bitstream clean
+.PHONY: all env sim conformance test verilog lint bench synth bitstream clean
 
 ARGS ?=
 
@@ -23,6 +23,12 @@ env: $(STAMP)
 # The Verilator conformance regression (ARGS='--config small --test NAME --waves --seed N').
 sim: $(STAMP)
 	$(VPY) -m virtio_gpio.cli sim $(ARGS)
+
+# The regression over seeds 1,2,3 and a report per configuration with a verdict for every
+# requirement ID, under build/conformance/<config>/ (ARGS='--config plain --seeds 1,4 --copy-to-docs').
+# Fails when a MUST row fails or is not tested.
+conformance: $(STAMP)
+	$(VPY) -m virtio_gpio.cli conformance $(ARGS)
 
 # Latency, throughput and simulation-speed figures, printed and written to build/bench.json.
 bench: $(STAMP)

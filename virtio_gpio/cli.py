@@ -1,6 +1,8 @@
 """Command line (``python -m virtio_gpio.cli``):
 
 * ``sim``: the Verilator conformance regression of the RTL against the golden model;
+* ``conformance``: the same regression over several seeds, and a report per configuration with a
+  verdict for every requirement ID (Markdown, JSON, JUnit XML);
 * ``verilog``: write the device as one Verilog file;
 * ``model``: the Linux driver model against the golden model alone (no simulator);
 * ``synth``: out-of-context and board builds on the open FPGA toolchain, with the resource and
@@ -81,6 +83,75 @@ def _sim(args: argparse.Namespace) -> int:
         if o.waves_path:
             print(f"waves: {o.waves_path}")
     return 1 if failed else 0
+
+
+def _parse_seeds(text: str) -> tuple[int, ...]:
+    """``"1,2,3"`` -> (1, 2, 3); a ValueError with the message the user sees otherwise."""
+    seeds = []
+    for item in text.split(","):
+        item = item.strip()
+        if not item.isdigit() or int(item) < 1:
+            raise ValueError(f"--seeds takes comma-separated positive integers, not {text!r}")
+        if int(item) in seeds:
+            raise ValueError(f"--seeds names seed {int(item)} twice")
+        seeds.append(int(item))
+    return tuple(seeds)
+
+
+def _conformance(args: argparse.Namespace) -> int:
+    from .tb import configs, conformance_report, regression
+    from .tb.verilator_build import BuildError, SimulationError, SimulatorMissing
+    prog = "virtio-gpio conformance"
+    names = [n for item in (args.config or [",".join(configs.REGRESSION)]) for n in item.split(",") if n]
+    unknown = [n for n in names if n not in configs.REGRESSION]
+    if unknown or not names:
+        print(f"{prog}: unknown configuration {', '.join(unknown) or '(none given)'}; "
+              f"choose from {', '.join(configs.REGRESSION)}", file=sys.stderr)
+        return 2
+    names = list(dict.fromkeys(names))
+    try:
+        seeds = _parse_seeds(args.seeds)
+    except ValueError as e:
+        print(f"{prog}: {e}", file=sys.stderr)
+        return 2
+    docs = Path(__file__).resolve().parent.parent / "docs"
+    if args.copy_to_docs and not docs.is_dir():
+        print(f"{prog}: --copy-to-docs needs the repository checkout (no docs/ next to the package)",
+              file=sys.stderr)
+        return 2
+    reports = []
+    for name in names:
+        config = configs.REGRESSION[name]
+        tests = []
+        for seed in seeds:
+            print(f"== conformance {name}, seed {seed} of {','.join(map(str, seeds))}", flush=True)
+            try:
+                outcome = regression.run_config(name, config, seed=seed,
+                                                out=lambda line: print(line, flush=True))
+            except (SimulatorMissing, BuildError, SimulationError) as e:
+                print(f"{prog}: {name} seed {seed}: {e}", file=sys.stderr)
+                return 1
+            tests += outcome.tests
+            skipped = sum(t.status == "skip" for t in outcome.tests)
+            print(f"   {name} seed {seed}: {len(outcome.tests)} tests, {len(outcome.failed)} failed, "
+                  f"{skipped} skipped, {outcome.run_seconds:.1f} s", flush=True)
+            if outcome.failed:
+                print("   " + regression.rerun_hint(outcome), flush=True)
+        report = conformance_report.build_report(name, config, tests, seeds=seeds)
+        paths = conformance_report.write(report, args.out)
+        if args.copy_to_docs:
+            (docs / "conformance").mkdir(exist_ok=True)
+            paths["docs"] = docs / "conformance" / f"{name}.md"
+            paths["docs"].write_text(conformance_report.to_markdown(report))
+        reports.append((report, paths))
+    print()
+    for report, paths in reports:
+        print(conformance_report.summary(report))
+        for row in report.failures:
+            print(f"   {row.id} {row.level.value} {row.verdict}: {row.note}")
+        print(f"   report: {paths['markdown']} ({paths['json'].name}, {paths['junit'].name})"
+              + (f"; copied to {paths['docs']}" if "docs" in paths else ""))
+    return max(report.exit_code for report, _ in reports)
 
 
 def _synth(args: argparse.Namespace) -> int:
@@ -174,6 +245,22 @@ def main(argv: list[str] | None = None) -> int:
     sim.add_argument("--seed", type=int, default=1, help="random seed (default %(default)s)")
     sim.add_argument("--waves", action="store_true", help="write an FST waveform per configuration")
     sim.set_defaults(func=_sim)
+    conformance = sub.add_parser(
+        "conformance", help="run the regression over seeds and report a verdict per requirement",
+        description="Runs every conformance test of each configuration once per seed and writes "
+                    "a report per configuration under OUT/<config>/ (report.md, report.json, "
+                    "junit.xml): one row per requirement ID with its level and verdict. Exits 1 "
+                    "when a MUST row fails or is not tested.")
+    conformance.add_argument("--config", action="append", metavar="NAME",
+                             help="a regression configuration (repeatable or comma-separated; "
+                                  "default: every regression configuration)")
+    conformance.add_argument("--seeds", default="1,2,3",
+                             help="comma-separated seeds (default %(default)s; seeds other than 1 "
+                                  "add random AXI back-pressure)")
+    conformance.add_argument("--out", type=Path, default=Path("build/conformance"))
+    conformance.add_argument("--copy-to-docs", action="store_true",
+                             help="also write each Markdown report to docs/conformance/<config>.md")
+    conformance.set_defaults(func=_conformance)
     verilog = sub.add_parser("verilog", help="write the device as a Verilog file")
     _add_config_options(verilog, names_default=False)
     verilog.add_argument("--out", type=Path, default=Path("build/virtio_gpio.v"))
