@@ -5,6 +5,7 @@ Transaction level and deterministic: a test reads and writes registers, changes 
 can state exactly what must have happened after each one.
 """
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from .config import DeviceConfig
@@ -38,6 +39,7 @@ class VirtioGpioDevice:
         self.gpio = GpioBank(config)
         self.queues = [DeviceVirtqueue(i, memory, config) for i in range(NUM_QUEUES)]
         self.errors: list[DeviceErrorRecord] = []  # every device error, for tests to inspect
+        self.on_irq_rise: Callable[[InterruptStatus], None] | None = None
         self._reset()
 
     # -- reset and status ------------------------------------------------------------------
@@ -90,7 +92,7 @@ class VirtioGpioDevice:
                 q.kick_pending = q.ready  # look at the rings without waiting for a notify
         if new & DeviceStatus.DRIVER_OK and self.status & DeviceStatus.DEVICE_NEEDS_RESET:
             # An error found before DRIVER_OK is announced once the driver can hear it (spec 2.1.2).
-            self.interrupt_status |= InterruptStatus.CONFIG_CHANGE
+            self._interrupt(InterruptStatus.CONFIG_CHANGE)
 
     def device_error(self, reason: str) -> None:
         """Contract §6: DEVICE_NEEDS_RESET, a configuration-change interrupt once DRIVER_OK is set,
@@ -98,7 +100,15 @@ class VirtioGpioDevice:
         self.errors.append(DeviceErrorRecord(reason))
         self.status |= DeviceStatus.DEVICE_NEEDS_RESET
         if self.status & DeviceStatus.DRIVER_OK:
-            self.interrupt_status |= InterruptStatus.CONFIG_CHANGE
+            self._interrupt(InterruptStatus.CONFIG_CHANGE)
+
+    def _interrupt(self, bits: InterruptStatus) -> None:
+        """Set InterruptStatus bits; ``on_irq_rise`` (if set) hears when the line goes high, with
+        the new InterruptStatus, so an observer can place the rise among the DMA writes (VQ-15)."""
+        rises = not self.interrupt_status
+        self.interrupt_status |= bits
+        if rises and self.on_irq_rise is not None:
+            self.on_irq_rise(self.interrupt_status)
 
     @property
     def irq(self) -> bool:
@@ -281,7 +291,7 @@ class VirtioGpioDevice:
         """Reply bytes, then the used element, then used.idx, then maybe the interrupt (VQ-9/15)."""
         written = scatter(self.memory, chain.writable, reply)
         if q.push_used(chain.head, written, self.has(Feature.RING_EVENT_IDX)):
-            self.interrupt_status |= InterruptStatus.USED_BUFFER
+            self._interrupt(InterruptStatus.USED_BUFFER)
 
     def _serve_request(self, chain: DescriptorChain) -> None:
         request = gather(self.memory, chain.readable, GPIO_REQUEST_SIZE)

@@ -87,7 +87,9 @@ class MemoryPort:
         self.writes: deque[Burst] = deque()                   # AW accepted, data not complete
         self.w_beats: deque[tuple[int, int, bool]] = deque()  # (WDATA, WSTRB, WLAST) awaiting an AW
         self.responses: deque[BusResponse] = deque()          # B responses to send, oldest first
+        self.response_writes: deque[list[DmaAccess]] = deque()  # the accesses each of them answers
         self._w_beat = 0                                      # beats of writes[0] consumed so far
+        self._w_accesses: list[DmaAccess] = []                # the accesses of writes[0] so far
 
     def burst(self, kind: AccessKind, addr: int, length: int, size: int, burst: int) -> Burst:
         """The burst an AR/AW payload (AxADDR, AxLEN, AxSIZE, AxBURST) asks for, with the AXI rules
@@ -143,6 +145,8 @@ class MemoryPort:
                 self.writes.popleft()
                 self._w_beat = 0
                 self.responses.append(burst.response)
+                self.response_writes.append(self._w_accesses)
+                self._w_accesses = []
 
     def _write_beat(self, burst: Burst, beat: int, data: int, strobes: int) -> None:
         lo, hi = burst.beat_range(beat)
@@ -162,6 +166,7 @@ class MemoryPort:
             while strobes >> end & 1:
                 end += 1
             access = DmaAccess(AccessKind.WRITE, base + lane, end - lane, burst.response)
+            self._w_accesses.append(access)
             self.memory.record_dma(access)
             self.memory.firewall.check(access)
             if burst.response is BusResponse.OKAY:
@@ -190,6 +195,11 @@ class _Hold:
         self._name, self._payload, self._report = name, payload, report
         self._offered = None
 
+    @property
+    def waiting(self) -> bool:
+        """A VALID was high without READY at the last edge: the same transaction is still offered."""
+        return self._offered is not None
+
     def step(self, valid: bool, ready: bool) -> None:
         if self._offered is not None:
             if not valid:
@@ -209,6 +219,10 @@ class AxiMemory:
     ``write_bursts`` count address handshakes, ``read_beats``/``write_beats`` data handshakes;
     ``peak_reads``/``peak_writes`` are the most bursts outstanding at once (address accepted, last R
     beat or B not yet sent). ``protocol_errors`` entries start with the simulation time.
+
+    For ordering checks: ``starts`` holds the simulation time (ns) at which each burst was first
+    offered (its ARVALID or AWVALID seen high at a clock edge, stalled or not), and
+    ``on_write_acked(time_ns, accesses)``, if set, hears each write burst at its B handshake.
     """
 
     def __init__(self, dut, prefix: str, clock, memory: GuestMemory, *, seed, read_latency: int = 1,
@@ -231,6 +245,8 @@ class AxiMemory:
         self.cycle = 0
         self._read_activity = self._write_activity = -1
         self._reads: deque[tuple[int, Burst]] = deque()  # (first cycle its data may go out, burst)
+        self.starts: list[float] = []
+        self.on_write_acked: Callable[[float, list[DmaAccess]], None] | None = None
 
         b = self.bus
         self._outputs = [_Output(s) for s in (b.arready, b.rvalid, b.awready, b.wready, b.bvalid)]
@@ -273,6 +289,8 @@ class AxiMemory:
             await RisingEdge(self.clock)
             self.cycle += 1
             arvalid = bool(b.arvalid.value)
+            if arvalid and not hold.waiting:
+                self.starts.append(get_sim_time("ns"))
             hold.step(arvalid, arready)
             if arvalid and arready:
                 self._reads.append((self.cycle + self.read_latency - 1, port.burst(AccessKind.READ, *payload())))
@@ -314,6 +332,8 @@ class AxiMemory:
             await RisingEdge(self.clock)
             cycle += 1
             awvalid, wvalid = bool(b.awvalid.value), bool(b.wvalid.value)
+            if awvalid and not aw_hold.waiting:
+                self.starts.append(get_sim_time("ns"))
             aw_hold.step(awvalid, awready)
             w_hold.step(wvalid, wready)
             if awvalid and awready:
@@ -326,6 +346,9 @@ class AxiMemory:
             if bvalid and b.bready.value:
                 bvalid = False
                 port.responses.popleft()
+                accesses = port.response_writes.popleft()
+                if self.on_write_acked is not None:
+                    self.on_write_acked(get_sim_time("ns"), accesses)
             if not bvalid and port.responses and not self._stall(rng):
                 bvalid = True
                 b.bresp.value = RESP_CODES[port.responses[0]]

@@ -4,7 +4,10 @@ scoreboard, and a transport that lets the model's Linux-like driver drive the RT
 The driver model is blocking Python; it runs in a thread bridged into the simulator
 (``cocotb.task.bridge``), and each register access it makes resumes the simulation through
 ``cocotb.task.resume``. Before every access the environment lets the RTL finish its work (the DMA
-port has been quiet for ``QUIET_CYCLES``), steps the model, and compares the two.
+port has been quiet for ``QUIET_CYCLES``), steps the model, and compares the two: state
+(scoreboard) and the order of writes and interrupt rises (``OrderTrace``). ``interrupt_work``
+makes a register access in the middle of the device's DMA instead, and checks what the contract
+allows afterwards.
 """
 
 import os
@@ -20,6 +23,7 @@ from cocotb.triggers import ClockCycles, RisingEdge
 from virtio_gpio.model.config import DeviceConfig
 from virtio_gpio.model.device import VirtioGpioDevice
 from virtio_gpio.model.driver.linux_gpio import LinuxVirtioGpioDriver
+from virtio_gpio.model.layouts import Reg
 
 from . import configs
 from .axi_lite_master import AxiLiteMaster
@@ -27,6 +31,7 @@ from .axi_memory import AxiMemory
 from .gpio_pins import GpioPins
 from .irq_monitor import IrqMonitor
 from .mirrored_memory import MirroredMemory
+from .order_trace import OrderTrace
 from .scoreboard import LockstepScoreboard, Mismatch
 
 CLOCK_PERIOD_NS = 10
@@ -34,10 +39,16 @@ RESET_CYCLES = 4
 # The engine never pauses this long between DMA commands while it has work, and the pin
 # synchronizer settles well within it.
 QUIET_CYCLES = 16
-# The longest the RTL may take to reach the model's state after the bus went quiet: a chain that
-# loops through two descriptors the engine holds is walked up to 32768 times without DMA.
-CONVERGENCE_CYCLES = 8 * 32768
+# The RTL may still be working when its bus has gone quiet: it walks descriptors it holds without
+# DMA (a loop through two cached descriptors). The contract bounds a chain to QueueNum buffer
+# descriptors, and the engine takes at most this many cycles for a cached one, so the RTL must
+# reach the model's state within WALK_CYCLES_PER_DESCRIPTOR * queue_size_max cycles of quiet.
+WALK_CYCLES_PER_DESCRIPTOR = 4
 SEED_ENV = "VIRTIO_GPIO_SEED"
+# Seeds other than 1 add random back-pressure: a stall probability and a read latency at least
+# as high as the test's own, drawn from these.
+BACKPRESSURE_STALLS = (0.0, 0.1, 0.25, 0.5)
+BACKPRESSURE_LATENCIES = (1, 2, 5, 12)
 
 T = TypeVar("T")
 
@@ -78,6 +89,11 @@ class DeviceEnv:
                              read_latency=read_latency, stall_probability=stall_probability)
         self.pins = GpioPins(dut, dut.clk)
         self.irq_monitor = IrqMonitor(dut, dut.clk)
+        self.trace = OrderTrace(self.memory.shadow)
+        self.dma.on_write_acked = self.trace.rtl_write_acked
+        self.irq_monitor.on_rise = self.trace.rtl_irq_rise
+        self.model.on_irq_rise = self.trace.model_irq_rise
+        self.convergence_cycles = WALK_CYCLES_PER_DESCRIPTOR * config.queue_size_max + 4 * QUIET_CYCLES
         self.transport = RtlTransport(self)
         self.irq_level = False
         self.check = True  # compare with the model (off for figures-only runs such as benchmarks)
@@ -90,6 +106,12 @@ class DeviceEnv:
         config = config or configs.current()
         if seed is None:
             seed = int(os.environ.get(SEED_ENV, "1"))
+        if seed != 1:
+            rng = random.Random(f"{seed}:backpressure")
+            stall_probability = max(stall_probability, rng.choice(BACKPRESSURE_STALLS))
+            read_latency = max(read_latency, rng.choice(BACKPRESSURE_LATENCIES))
+        dut._log.info("seed %d: stall probability %.2f, read latency %d", seed, stall_probability,
+                      read_latency)
         cocotb.start_soon(Clock(dut.clk, CLOCK_PERIOD_NS, unit="ns").start())
         env = cls(dut, config, seed=seed, read_latency=read_latency,
                   stall_probability=stall_probability)
@@ -135,34 +157,43 @@ class DeviceEnv:
 
         A quiet DMA port usually means the device is done; but it may still be working without
         the bus (walking a looping chain through descriptors it already holds), so when the two
-        disagree the RTL gets more time, up to ``CONVERGENCE_CYCLES``, before the mismatch counts.
+        disagree the RTL gets the contract's bound (``convergence_cycles``) before the mismatch
+        counts. Then the order of both sides' writes and interrupt rises must agree too.
         """
         await self._quiet()
         if not self.check:
             return
         self.model.step()
-        deadline = self.cycles + CONVERGENCE_CYCLES
+        deadline = self.cycles + self.convergence_cycles
         while True:
             try:
                 self._compare()
-                return
+                break
             except Mismatch:
                 if self.cycles >= deadline:
                     raise
-            await ClockCycles(self.clock, QUIET_CYCLES * 4)
+            await ClockCycles(self.clock, QUIET_CYCLES)
             await self._quiet()
+        problem = self.trace.compare()
+        if problem:
+            raise Mismatch(f"{problem} (VQ-9, VQ-15, MMIO-4)")
 
     def assert_clean(self) -> None:
         """No access outside what the driver granted, no AXI protocol error (contract §5)."""
         violations = self.memory.firewall.violations
         if violations:
-            raise Mismatch("DMA outside the granted buffers:\n  " + "\n  ".join(map(str, violations[:8])))
+            raise Mismatch("DMA outside the granted buffers (VQ-2, VQ-3, C-5):\n  "
+                           + "\n  ".join(map(str, violations[:8])))
         if self.dma.protocol_errors:
             raise Mismatch("AXI protocol errors:\n  " + "\n  ".join(self.dma.protocol_errors[:8]))
 
     async def read(self, offset: int, size: int = 4) -> int:
         await self.settle()
         value = await self.regs.read(offset, size)
+        if offset == Reg.INTERRUPT_STATUS and bool(value) != bool(self.dut.irq.value):
+            # The line follows the register in every cycle; nothing changed since the read.
+            raise Mismatch(f"irq is {int(self.dut.irq.value)} while InterruptStatus reads "
+                           f"{value:#x} (MMIO-13)")
         if self.check:
             self.scoreboard.check_read(offset, size, value)
         return value
@@ -183,6 +214,61 @@ class DeviceEnv:
     def set_input_blocking(self, line: int, level: int) -> None:
         """``set_input`` for driver-thread code."""
         resume(self.set_input)(line, level)
+
+    # -- register accesses in the middle of DMA (contract §6) --------------------------------
+
+    async def interrupt_work(self, start: tuple[int, int], offset: int, value: int, *,
+                             delay_cycles: int, abandons: bool,
+                             before: Callable[[], None] | None = None) -> bool:
+        """Write ``start`` (offset, value; say a notify) and, ``delay_cycles`` later and once a
+        burst is on the bus, write ``offset``/``value`` without waiting for the device (``before``,
+        if given, runs just before that write: say, the driver publishing more buffers).
+
+        The model runs the work of ``start`` to its end before it sees the second write. If that
+        write does not abandon work (a notify), the RTL must do exactly what the model did. If it
+        does (Status = 0, QueueReady = 0): no DMA transaction starts after its B response, no
+        interrupt rises after it, and what the RTL wrote is a prefix of what the model wrote; the
+        model's memory is then brought to that prefix and the comparison goes on from there.
+        Returns whether the write met a burst on the bus."""
+        await self.settle()
+        shadow = self.memory.shadow
+        snapshot = {page: bytearray(data) for page, data in shadow._pages.items()}
+        interrupt_status = self.model.interrupt_status
+        await self.regs.write(*start)
+        self.model.write(*start)
+        self.model.step()
+        await ClockCycles(self.clock, delay_cycles)
+        for _ in range(4 * delay_cycles + 64):
+            if self._dma_active():
+                break
+            await RisingEdge(self.clock)
+        mid_burst = self._dma_active()
+        if before is not None:
+            before()
+        await self.regs.write(offset, value)
+        written = get_sim_time("ns")
+        await self._quiet()
+        if not abandons:
+            self.model.write(offset, value)
+            await self.settle()
+            return mid_burst
+        late = [t for t in self.dma.starts if t > written]
+        if late:
+            raise Mismatch(f"{len(late)} DMA transaction(s) started after the write of {value:#x} "
+                           f"at {offset:#05x} was answered, the first at {late[0]:.0f} ns (GEN-3, C-6)")
+        rises = [t for t in self.irq_monitor.rise_times if t > written]
+        if rises:
+            raise Mismatch(f"irq rose after the write of {value:#x} at {offset:#05x} (GEN-3, C-6)")
+        problem, writes, raised = self.trace.compare_prefix()
+        if problem:
+            raise Mismatch(f"{problem} (C-6)")
+        shadow._pages = snapshot
+        for addr, byte in writes:
+            shadow.poke(addr, bytes([byte]))
+        self.model.interrupt_status = interrupt_status | raised
+        self.model.write(offset, value)
+        self._compare()
+        return mid_burst
 
 
 def seeded(env: DeviceEnv, salt: str) -> random.Random:

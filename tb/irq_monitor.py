@@ -4,6 +4,8 @@ Why: an interrupt is the device's only unsolicited signal, so tests count its ri
 notification the driver should see) and wait for it without risking a hang.
 """
 
+from collections.abc import Callable
+
 import cocotb
 from cocotb.simtime import get_sim_time
 from cocotb.triggers import ClockCycles, First, RisingEdge
@@ -28,6 +30,8 @@ class IrqMonitor:
     def __init__(self, dut, clock):
         self._irq, self.clock = dut.irq, clock
         self.rise_cycles: list[int] = []
+        self.rise_times: list[float] = []  # the same rises, in simulation time (ns)
+        self.on_rise: Callable[[float], None] | None = None  # hears each rise, with its time in ns
         cocotb.start_soon(self._watch())
 
     @property
@@ -46,6 +50,9 @@ class IrqMonitor:
         while True:
             await RisingEdge(self._irq)
             self.rise_cycles.append((get_sim_time() - first_edge) // period)
+            self.rise_times.append(get_sim_time("ns"))
+            if self.on_rise is not None:
+                self.on_rise(self.rise_times[-1])
 
     async def wait_high(self, timeout_cycles: int) -> None:
         """Return once ``irq`` is high; raise ``IrqTimeout`` after ``timeout_cycles`` cycles."""

@@ -28,20 +28,8 @@ NOT_FOR_THE_MODEL = {
            "docs/ports.md and every cocotb test drives them",
 }
 
-# (configuration, ID) pairs of MUST rows that no cocotb test covers yet. The RTL coverage test
-# below is an expected failure while this set is not empty; it fails for real if a pair appears
-# that is not listed here, or if a listed pair gets its test (then remove the pair, and the
-# xfail marker with the last one).
-KNOWN_RTL_GAPS = {(config, req_id) for config in configs.REGRESSION
-                  for req_id in ("MMIO-4", "MMIO-13", "VQ-9", "VQ-15", "C-9")}
-
-
 def _pairs(pairs) -> str:
     return ", ".join(f"{c}:{i}" for c, i in sorted(pairs, key=lambda p: (p[0], list(CATALOGUE).index(p[1]))))
-
-
-class RtlTestsMissing(AssertionError):
-    """MUST rows without a cocotb test in some configuration (the known, expected gaps)."""
 
 
 # -- model side ---------------------------------------------------------------------------------
@@ -144,17 +132,8 @@ def test_every_rtl_tag_is_a_catalogue_id(rtl_tags):
         for test, tagged in tags.items():
             unknown = [i for i in tagged.ids if i not in CATALOGUE]
             assert not unknown, f"{test} is tagged with unknown IDs {unknown}"
-    assert {i for _, i in KNOWN_RTL_GAPS} <= set(CATALOGUE)
 
 
-@pytest.mark.xfail(strict=True, raises=RtlTestsMissing,
-                   reason="RTL tests missing for: " + _pairs(KNOWN_RTL_GAPS))
 def test_every_must_row_has_an_rtl_test_in_every_configuration(rtl_tags):
     gaps = rtl_gaps(rtl_tags)
-    new, closed = gaps - KNOWN_RTL_GAPS, KNOWN_RTL_GAPS - gaps
-    assert not new, (f"MUST rows without a cocotb test that runs in that configuration: "
-                     f"{_pairs(new)} (all uncovered: {_pairs(gaps)})")
-    assert not closed, (f"these pairs have a cocotb test now; remove them from KNOWN_RTL_GAPS "
-                        f"(and the xfail marker once it is empty): {_pairs(closed)}")
-    if gaps:
-        raise RtlTestsMissing(f"RTL tests missing for: {_pairs(gaps)}")
+    assert not gaps, f"MUST rows without a cocotb test that runs in that configuration: {_pairs(gaps)}"

@@ -2,7 +2,7 @@
 ordering, batching and notification suppression (contract §5, §7)."""
 
 from virtio_gpio.model.constants import (
-    AvailFlags, Direction, Feature, MsgType, QueueIndex, ReplyStatus,
+    AvailFlags, Direction, Feature, InterruptStatus, MsgType, QueueIndex, ReplyStatus,
 )
 from virtio_gpio.model.driver.linux_gpio import LINUX_KNOWN_FEATURES, Pending
 from virtio_gpio.model.layouts import GPIO_REPLY_SIZE, GPIO_REQUEST_PACKER, GPIO_REQUEST_SIZE, RING_IDX_OFFSET, Reg
@@ -226,3 +226,33 @@ async def batch_of_64_requests_behind_one_notify(dut):
     await env.run(scenario)
 
 
+
+
+@conformance_test("VQ-9", "VQ-15", "MMIO-4", "MMIO-13", "C-3", "C-5")
+async def interrupt_follows_used_idx_and_interrupt_status(dut):
+    """Each completion: reply bytes, used element, used.idx, then the interrupt, in that order
+    (the environment compares the order of both sides' writes and rises at every step); the line
+    is high exactly while InterruptStatus is not 0 (checked at every InterruptStatus read) and
+    falls on the ACK of the bits that are set, not before."""
+    env = await DeviceEnv.start(dut, stall_probability=0.3, read_latency=4)
+    drv = env.driver()
+    t = env.transport
+
+    def scenario():
+        drv.probe()
+        t.write(Reg.INTERRUPT_ACK, t.read(Reg.INTERRUPT_STATUS))
+        for k in range(6):
+            rises = env.irq_monitor.rises
+            p = drv.submit(MsgType.GET_DIRECTION, k % env.config.ngpio, kick=False)
+            drv.kick()
+            t.advance()
+            assert env.irq_monitor.rises == rises + 1, "no interrupt for a completion"
+            status = t.read(Reg.INTERRUPT_STATUS)
+            assert status == InterruptStatus.USED_BUFFER, f"InterruptStatus {status:#x}"
+            t.write(Reg.INTERRUPT_ACK, InterruptStatus.CONFIG_CHANGE)  # not the bit that is set
+            assert t.read(Reg.INTERRUPT_STATUS) == status and t.irq, "ACK of a clear bit cleared it"
+            t.write(Reg.INTERRUPT_ACK, status)
+            assert t.read(Reg.INTERRUPT_STATUS) == 0 and not t.irq
+            drv.reap_requestq()
+            assert p.done and p.used_len == GPIO_REPLY_SIZE
+    await env.run(scenario)

@@ -5,6 +5,8 @@ and the firewall that nothing outside the granted buffers was touched."""
 
 import os
 
+from cocotb.task import resume
+
 from virtio_gpio.model.constants import (
     DescFlags, DeviceStatus, Feature, InterruptStatus, IrqType, MsgType, QueueIndex,
 )
@@ -14,7 +16,7 @@ from virtio_gpio.model.layouts import (
 )
 from virtio_gpio.model.memory import AccessKind, BusResponse, Perm
 
-from ..env import DeviceEnv
+from ..env import DeviceEnv, seeded
 from ..requirements import conformance_test
 
 NEXT, WRITE, INDIRECT = int(DescFlags.NEXT), int(DescFlags.WRITE), int(DescFlags.INDIRECT)
@@ -281,6 +283,108 @@ async def reset_with_requests_and_event_buffers_in_flight(dut):
         drv.poll(lambda: True)
         assert [a for a in env.memory.dma_log[start:]] == [], "DMA after reset"
     await env.run(scenario)
+
+
+MID_DMA_TRIALS = 6
+
+
+def submit_batch(env: DeviceEnv, drv, count: int) -> list:
+    """``count`` GET_DIRECTION requests with buffers of their own, made available, not notified."""
+    return [drv.submit(MsgType.GET_DIRECTION, i % env.config.ngpio, req=env.memory.alloc(8, 64),
+                       res=env.memory.alloc(2, 64), kick=False) for i in range(count)]
+
+
+def mid_dma_delays(env: DeviceEnv, salt: str) -> list[int]:
+    rng = seeded(env, salt)
+    return [rng.randrange(1, 120) for _ in range(MID_DMA_TRIALS)]
+
+
+def reprobe_and_use(env: DeviceEnv, old_drv) -> None:
+    """After the device was reset: forget the old rings, probe again, use a line."""
+    for vq in old_drv.vqs:
+        vq.release()
+    drv = env.driver(timeout_steps=TIMEOUT_STEPS)
+    drv.probe()
+    assert drv.request(MsgType.GET_DIRECTION, 0) == env.config.reset_directions[0]
+
+
+@conformance_test("GEN-3", "MMIO-5", "C-4", "C-6")
+async def reset_in_the_middle_of_dma_bursts(dut):
+    """Status = 0 while a burst is outstanding and memory is slow: no transaction starts after
+    the write is answered, no interrupt rises, and what the RTL completed is a prefix of what
+    the model completed without the reset."""
+    env = await DeviceEnv.start(dut, stall_probability=0.3, read_latency=30)
+    met = []
+    for delay in mid_dma_delays(env, "reset"):
+        drv = env.driver(timeout_steps=TIMEOUT_STEPS)
+
+        def scenario():
+            drv.probe()
+            if env.config.offer_irq:
+                drv.request_irq(1, IrqType.EDGE_RISING)  # a held eventq buffer too
+            submit_batch(env, drv, 6)
+            met.append(resume(env.interrupt_work)((Reg.QUEUE_NOTIFY, QueueIndex.REQUESTQ),
+                                                  Reg.STATUS, 0, delay_cycles=delay, abandons=True))
+            assert env.transport.read(Reg.STATUS) == 0
+            reprobe_and_use(env, drv)
+        await env.run(scenario)
+    assert sum(met) >= MID_DMA_TRIALS // 2, f"only {sum(met)} of {len(met)} resets met a burst"
+
+
+@conformance_test("MMIO-7", "MMIO-10", "C-4", "C-6")
+async def queue_ready_0_in_the_middle_of_dma_bursts(dut):
+    """QueueReady = 0 on the requestq while a burst is outstanding: the same rules as a reset
+    for that queue; the device then serves a re-enabled queue from the start."""
+    env = await DeviceEnv.start(dut, stall_probability=0.3, read_latency=30)
+    met = []
+    for delay in mid_dma_delays(env, "queue-ready"):
+        drv = env.driver(timeout_steps=TIMEOUT_STEPS)
+
+        def scenario():
+            drv.probe()
+            t = env.transport
+            t.write(Reg.QUEUE_SEL, QueueIndex.REQUESTQ)
+            submit_batch(env, drv, 6)
+            met.append(resume(env.interrupt_work)((Reg.QUEUE_NOTIFY, QueueIndex.REQUESTQ),
+                                                  Reg.QUEUE_READY, 0, delay_cycles=delay,
+                                                  abandons=True))
+            assert t.read(Reg.QUEUE_READY) == 0
+            t.write(Reg.STATUS, 0)
+            reprobe_and_use(env, drv)
+        await env.run(scenario)
+    assert sum(met) >= MID_DMA_TRIALS // 2, f"only {sum(met)} of {len(met)} writes met a burst"
+
+
+@conformance_test("VQ-13", "GPIO-7", "C-5", "C-6")
+async def notifies_in_the_middle_of_dma_bursts(dut):
+    """A notify while a burst is outstanding, with nothing new and with new buffers published
+    meanwhile: the device serves everything exactly as the model does (without EVENT_IDX, so
+    that when the device re-reads avail.idx changes no write)."""
+    env = await DeviceEnv.start(dut, stall_probability=0.3, read_latency=12)
+    features = LINUX_KNOWN_FEATURES & ~Feature.RING_EVENT_IDX.mask
+    met = []
+    for k, delay in enumerate(mid_dma_delays(env, "notify")):
+        drv = env.driver(features=features, timeout_steps=TIMEOUT_STEPS)
+
+        def scenario():
+            drv.probe()
+            first = submit_batch(env, drv, 4)
+            later = []
+
+            def publish_more():
+                if k % 2:
+                    later.extend(submit_batch(env, drv, 3))
+            met.append(resume(env.interrupt_work)((Reg.QUEUE_NOTIFY, QueueIndex.REQUESTQ),
+                                                  Reg.QUEUE_NOTIFY, QueueIndex.REQUESTQ,
+                                                  delay_cycles=delay, abandons=False,
+                                                  before=publish_more))
+            drv.wait(*first, *later)
+            for p in first + later:
+                drv.finish(p)
+            for vq in drv.vqs:
+                vq.release()
+        await env.run(scenario)
+    assert sum(met) >= MID_DMA_TRIALS // 2, f"only {sum(met)} of {len(met)} notifies met a burst"
 
 
 @conformance_test("VQ-14", "C-5", skip=os.environ.get(LONG_ENV) != "1")
