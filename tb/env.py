@@ -271,6 +271,39 @@ class DeviceEnv:
         return mid_burst
 
 
+class EventBetweenReadAndAck:
+    """A transport for the driver model that, once armed, runs a device event right after the
+    driver's next InterruptStatus read, before its ACK: an interleaving lock-step never makes by
+    itself, since every access otherwise waits for the device to settle first."""
+
+    def __init__(self, env: DeviceEnv):
+        self.inner = env.transport
+        self.memory = self.inner.memory
+        self._event: Callable[[], None] | None = None
+        self.fired = False
+
+    def arm(self, event: Callable[[], None]) -> None:
+        self._event, self.fired = event, False
+
+    def read(self, offset: int, size: int = 4) -> int:
+        value = self.inner.read(offset, size)
+        if offset == Reg.INTERRUPT_STATUS and value and self._event is not None:
+            event, self._event = self._event, None
+            event()
+            self.fired = True
+        return value
+
+    def write(self, offset: int, value: int, size: int = 4) -> None:
+        self.inner.write(offset, value, size)
+
+    @property
+    def irq(self) -> bool:
+        return self.inner.irq
+
+    def advance(self) -> None:
+        self.inner.advance()
+
+
 def seeded(env: DeviceEnv, salt: str) -> random.Random:
     """A random source for a test's own choices, reproducible from the run's seed."""
     return random.Random(f"{env.seed}:{salt}")

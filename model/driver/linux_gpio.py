@@ -277,6 +277,14 @@ class LinuxVirtioGpioDriver:
                 self.irq_handler(gpio)
             self.irq_unmask(gpio)
 
+    def idle(self, steps: int = 3) -> None:
+        """Let the device run for ``steps`` steps with nothing to wait for, taking interrupts as
+        they come: what a test does before it asserts that something did not happen."""
+        for _ in range(steps):
+            self.t.advance()
+            if self.t.irq:
+                self.handle_interrupt()
+
     def poll(self, until: Callable[[], bool]) -> None:
         """Let the device run and take interrupts until ``until()`` holds."""
         for _ in range(self.timeout_steps):

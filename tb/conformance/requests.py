@@ -7,7 +7,7 @@ from virtio_gpio.model.constants import (
 from virtio_gpio.model.driver.linux_gpio import LINUX_KNOWN_FEATURES, Pending
 from virtio_gpio.model.layouts import GPIO_REPLY_SIZE, GPIO_REQUEST_PACKER, GPIO_REQUEST_SIZE, RING_IDX_OFFSET, Reg
 
-from ..env import DeviceEnv, seeded
+from ..env import DeviceEnv, EventBetweenReadAndAck, seeded
 from ..requirements import conformance_test
 
 FILL = 0xAA  # pre-fill of reply buffers: a byte the device forgot to write shows up
@@ -255,4 +255,31 @@ async def interrupt_follows_used_idx_and_interrupt_status(dut):
             assert t.read(Reg.INTERRUPT_STATUS) == 0 and not t.irq
             drv.reap_requestq()
             assert p.done and p.used_len == GPIO_REPLY_SIZE
+    await env.run(scenario)
+
+
+@conformance_test("MMIO-4", "VQ-14", "C-3", "C-5")
+async def a_completion_between_interrupt_status_read_and_ack_is_not_lost(dut):
+    """A request completes and interrupts; between the driver's InterruptStatus read and its ACK
+    the driver makes a second request available and notifies, and the device completes it. The
+    ACK clears the bit both completions set; the driver, which reaps after its ACK, has both."""
+    env = await DeviceEnv.start(dut, stall_probability=0.2)
+    racing = EventBetweenReadAndAck(env)
+    drv = env.driver()
+    drv.t = racing
+
+    def scenario():
+        drv.probe()
+        for trial in range(4):
+            second = []
+            racing.arm(lambda: second.append(drv.submit(MsgType.GET_DIRECTION, 0, kick=True,
+                                                        req=env.memory.alloc(8, 64),
+                                                        res=env.memory.alloc(2, 64))))
+            first = drv.submit(MsgType.GET_DIRECTION, 1 % env.config.ngpio)
+            drv.poll(lambda: first.done and second and second[0].done)
+            drv.idle()
+            assert racing.fired, "the completion did not come between the read and the ACK"
+            for p in (first, second[0]):
+                assert drv.finish(p)[1] == env.config.reset_directions[p.line]
+            assert drv.log.spurious_interrupts == 0
     await env.run(scenario)
