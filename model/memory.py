@@ -6,9 +6,13 @@ The device reads and writes with ``dma_read``/``dma_write``; every such access i
 test can prove that the device touched only what it owns (device contract §5). An access to an
 unmapped address, or to a range with an injected error, fails with ``BusError`` as SLVERR/DECERR would
 on AXI.
+
+A firewall has a ``side`` that each of its violations carries (``"device"`` unless told otherwise);
+where the RTL and the golden model run side by side, each has its own firewall over one shared set
+of grants (``DmaFirewall.sibling``), so an offence says who made it.
 """
 
-from collections import defaultdict
+from bisect import bisect_left, bisect_right
 from dataclasses import dataclass
 from enum import Enum, IntFlag
 from itertools import count
@@ -61,17 +65,130 @@ class Grant:
     perm: Perm
     owner: str
 
+    @property
+    def end(self) -> int:
+        return self.addr + self.size
+
     def covers(self, addr: int, size: int, perm: int) -> bool:
         return self.addr <= addr and addr + size <= self.addr + self.size and self.perm.value & perm == perm
+
+
+DEFAULT_SIDE = "device"
 
 
 @dataclass(frozen=True)
 class Violation:
     access: DmaAccess
     reason: str
+    side: str = DEFAULT_SIDE  # who made the access: the firewall's ``side`` ("RTL", "model", ...)
 
     def __str__(self):
-        return f"{self.access}: {self.reason}"
+        return f"{self.side}: {self.access}: {self.reason}"
+
+
+class _Reach:
+    """The grants that carry one permission, indexed by start address: a query is one binary
+    search, an update a binary search, a list insertion or deletion and a running-maximum update
+    that stops at the first entry it leaves unchanged; all in the number of grants, never their size.
+
+    ``reach[i]`` is the furthest end of any grant that starts at or before ``starts[i]``: a
+    non-decreasing step function, so "does one grant starting at or before ``a`` reach ``b``?" is
+    one bisection and one comparison however the grants overlap or nest. Zero-size grants hold no
+    byte; they are only counted in ``empty`` (see ``DmaFirewall``).
+    """
+
+    __slots__ = ("starts", "peak", "reach", "ends", "empty")
+
+    def __init__(self):
+        self.starts: list[int] = []          # distinct starts of the non-empty grants, ascending
+        self.peak: list[int] = []            # peak[i]: furthest end of the grants starting at starts[i]
+        self.reach: list[int] = []           # reach[i]: max(peak[:i + 1])
+        self.ends: dict[int, list[int]] = {}  # start -> the ends of the grants starting there
+        self.empty: dict[int, int] = {}      # address -> how many zero-size grants lie there
+
+    def add(self, start: int, end: int) -> None:
+        if end == start:
+            self.empty[start] = self.empty.get(start, 0) + 1
+            return
+        i = bisect_left(self.starts, start)
+        ends = self.ends.get(start)
+        if ends is None:
+            self.ends[start] = [end]
+            self.starts.insert(i, start)
+            self.peak.insert(i, end)
+            self.reach.insert(i, end)
+            self._settle(i)
+        else:
+            ends.append(end)
+            if end > self.peak[i]:
+                self.peak[i] = end
+                self._settle(i)
+
+    def remove(self, start: int, end: int) -> None:
+        if end == start:
+            left = self.empty[start] - 1
+            if left:
+                self.empty[start] = left
+            else:
+                del self.empty[start]
+            return
+        i = bisect_left(self.starts, start)
+        ends = self.ends[start]
+        ends.remove(end)
+        if not ends:
+            del self.ends[start], self.starts[i], self.peak[i], self.reach[i]
+            if i < len(self.starts):
+                self._settle(i)
+        elif end == self.peak[i]:
+            peak = max(ends)
+            if peak != end:
+                self.peak[i] = peak
+                self._settle(i)
+
+    def _settle(self, i: int) -> None:
+        """Recompute ``reach`` from index ``i`` on, after ``peak[i]`` (or the entry at ``i``)
+        changed. Stops at the first later entry that keeps its value: each entry depends only on
+        the one before it and its own peak, so every entry after that one keeps its value too."""
+        reach, peak = self.reach, self.peak
+        v = max(reach[i - 1], peak[i]) if i else peak[i]
+        reach[i] = v
+        for j in range(i + 1, len(reach)):
+            p = peak[j]
+            if p > v:
+                v = p
+            if reach[j] == v:
+                return
+            reach[j] = v
+
+    def overlapping(self, lo: int, hi: int) -> bool:
+        """Some non-empty grant starts before ``hi`` and ends after ``lo`` (for ``lo < hi``: holds a
+        byte of ``[lo, hi)``; for ``lo == hi``: holds the bytes on both sides of ``lo``)."""
+        i = bisect_left(self.starts, hi)
+        return bool(i) and self.reach[i - 1] > lo
+
+
+class _GrantTable:
+    """The grants themselves, shared by every side's ``DmaFirewall``."""
+
+    def __init__(self):
+        self.ids = count()
+        self.grants: dict[int, Grant] = {}
+        self.read, self.write = _Reach(), _Reach()
+
+    def _indexes(self, perm: Perm) -> list[_Reach]:
+        return [idx for bit, idx in ((Perm.READ, self.read), (Perm.WRITE, self.write)) if perm & bit]
+
+    def add(self, g: Grant) -> None:
+        self.grants[g.id] = g
+        for idx in self._indexes(g.perm):
+            idx.add(g.addr, g.end)
+
+    def remove(self, g: Grant) -> None:
+        if self.grants.get(g.id) != g:
+            return  # revoked already, or a grant of another table
+        del self.grants[g.id]
+        for idx in self._indexes(g.perm):
+            idx.remove(g.addr, g.end)
 
 
 class DmaFirewall:
@@ -79,49 +196,75 @@ class DmaFirewall:
 
     An access must lie wholly inside one grant with the needed permission; anything else is recorded
     as a violation (the device is not stopped, so a test sees every offence, not just the first).
+    Grants may overlap and nest (two owners may grant the same page); touching bytes of two
+    adjacent grants in one access is still a violation. What a grant, revoke or check costs
+    depends on the number of live grants, never on their sizes (a check is one binary search), so
+    the whole 64-bit space can be granted.
+
+    Zero-size grants hold no byte: they make no bus word readable for ``check_read_word``, and
+    ``check`` accepts only a zero-size access at their address. A zero-size access at ``a`` passes
+    ``check`` when a grant with the permission starts at or before ``a`` and ends at or after it,
+    and ``check_read_word`` when a READ grant holds the bytes on both sides of ``a``. (Neither
+    the bus agent nor the model makes zero-size accesses.)
+
+    Attribution: the RTL and the golden model run side by side over one set of grants, and each
+    offence must say who made it. ``side`` names who this firewall checks; ``sibling(side)`` is a
+    firewall over the same grants (a grant or revoke on either is seen by both) with its own
+    ``violations``. Nothing compares what the sides read: the RTL may legally read granted
+    buffers the model never reads (it gathers a chain's request while it walks the chain, so a
+    chain rejected late in its walk was partly read by the RTL only).
     """
 
-    _BUCKET = 64  # grants are indexed by 64-byte bucket so that a check looks at few candidates
-
-    def __init__(self):
-        self._ids = count()
-        self._grants: dict[int, Grant] = {}
-        self._buckets: dict[int, set[int]] = defaultdict(set)
+    def __init__(self, side: str = DEFAULT_SIDE):
+        self.side = side
+        self._table = _GrantTable()
+        self._bind()
         self.violations: list[Violation] = []
 
-    def _bucket_range(self, addr: int, size: int) -> range:
-        return range(addr // self._BUCKET, (addr + max(size, 1) - 1) // self._BUCKET + 1)
+    def _bind(self) -> None:
+        self._read, self._write = self._table.read, self._table.write
+
+    def sibling(self, side: str) -> "DmaFirewall":
+        """A firewall for another side that shares this one's grants but not its violations."""
+        other = DmaFirewall(side)
+        other._table = self._table
+        other._bind()
+        return other
+
+    def shares_grants_with(self, other: "DmaFirewall") -> bool:
+        return self._table is other._table
 
     def grant(self, addr: int, size: int, perm: Perm, owner: str) -> Grant:
-        g = Grant(next(self._ids), addr, size, perm, owner)
-        self._grants[g.id] = g
-        for b in self._bucket_range(addr, size):
-            self._buckets[b].add(g.id)
+        if addr < 0 or size < 0:
+            raise ValueError(f"cannot grant [{addr:#x}, +{size})")
+        g = Grant(next(self._table.ids), addr, size, Perm(perm), owner)
+        self._table.add(g)
         return g
 
     def revoke(self, grant: Grant) -> None:
-        if self._grants.pop(grant.id, None) is None:
-            return
-        for b in self._bucket_range(grant.addr, grant.size):
-            self._buckets[b].discard(grant.id)
-            if not self._buckets[b]:
-                del self._buckets[b]
+        """Take back ``grant`` (one already revoked, or made by an unrelated firewall, is ignored)."""
+        self._table.remove(grant)
 
     def revoke_owner(self, owner: str) -> None:
-        for g in [g for g in self._grants.values() if g.owner == owner]:
-            self.revoke(g)
+        for g in [g for g in self._table.grants.values() if g.owner == owner]:
+            self._table.remove(g)
 
     @property
     def grants(self) -> list[Grant]:
-        return list(self._grants.values())
+        return list(self._table.grants.values())
 
     def check(self, access: DmaAccess) -> bool:
-        perm = Perm.READ if access.kind is AccessKind.READ else Perm.WRITE
-        bits = perm.value
-        for gid in self._buckets.get(access.addr // self._BUCKET, ()):
-            if self._grants[gid].covers(access.addr, access.size, bits):
-                return True
-        self.violations.append(Violation(access, f"not inside any range granted for {perm.name}"))
+        # the hot path of every simulated AXI beat: one bisection and a comparison. The grant
+        # starting at or before the access that reaches furthest covers it if any one grant does.
+        write = access.kind is AccessKind.WRITE
+        idx = self._write if write else self._read
+        lo = access.addr
+        hi = lo + access.size
+        i = bisect_right(idx.starts, lo)
+        if i and idx.reach[i - 1] >= hi or lo == hi and lo in idx.empty:
+            return True
+        self.violations.append(Violation(
+            access, f"not inside any range granted for {'WRITE' if write else 'READ'}", self.side))
         return False
 
     def check_read_word(self, access: DmaAccess, word_bytes: int) -> bool:
@@ -132,25 +275,30 @@ class DmaFirewall:
         wide, naturally aligned) it touches holds at least one byte of a READ grant; the other bytes
         of those words come along for free. Violations are recorded like ``check`` does.
         """
-        lo, hi = access.addr, access.addr + access.size
-        first_word, end_word = lo - lo % word_bytes, -(-hi // word_bytes) * word_bytes
-        readable = [g for g in self._overlapping(first_word, end_word - first_word)
-                    if g.perm & Perm.READ]
-        if not any(g.addr < hi and lo < g.addr + g.size for g in readable):
+        idx = self._read
+        lo = access.addr
+        hi = lo + access.size
+        if not idx.overlapping(lo, hi):
             reason = "overlaps no range granted for READ"
         else:
-            reason = next((f"bus word {w:#x} holds no byte granted for READ"
-                           for w in range(first_word, end_word, word_bytes)
-                           if not any(g.addr < w + word_bytes and w < g.addr + g.size for g in readable)),
-                          None)
-        if reason is None:
-            return True
-        self.violations.append(Violation(access, reason))
+            w = lo - lo % word_bytes
+            if hi <= w + word_bytes:
+                return True  # one word, which holds the granted byte just found
+            starts, reach = idx.starts, idx.reach
+            reason = None
+            while w < hi:
+                # the grant reaching furthest among those starting before the word's end: if it
+                # holds a byte of this word it holds one of every word up to its end, so skip there
+                i = bisect_left(starts, w + word_bytes)
+                r = reach[i - 1] if i else 0
+                if r <= w:
+                    reason = f"bus word {w:#x} holds no byte granted for READ"
+                    break
+                w = -(-r // word_bytes) * word_bytes
+            if reason is None:
+                return True
+        self.violations.append(Violation(access, reason, self.side))
         return False
-
-    def _overlapping(self, addr: int, size: int) -> list[Grant]:
-        ids = set().union(*(self._buckets.get(b, ()) for b in self._bucket_range(addr, size)))
-        return [g for g in map(self._grants.__getitem__, ids) if g.addr < addr + size and addr < g.addr + g.size]
 
 
 class GuestMemory:

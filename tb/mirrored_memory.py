@@ -2,11 +2,22 @@
 
 The driver model writes rings and buffers into the memory the RTL reads over AXI; the golden model
 running beside it needs the same bytes in its own copy, so that each side's DMA writes land in its
-own memory and the two can be compared byte for byte. Both copies share one DMA firewall (the
-driver's grants) and the same injected bus errors.
+own memory and the two can be compared byte for byte. Both copies share the same injected bus
+errors and one table of DMA grants (the driver grants through ``memory.firewall``; the model's
+firewall sees the same grants), but each side has its own firewall and so its own violations:
+``memory.firewall.violations`` holds the RTL's offences only (side ``"RTL"``),
+``memory.shadow.firewall.violations`` the model's (side ``"model"``); ``violations_by_side()``
+gives both.
+
+The two sides need not read the same bytes: the RTL gathers a request while it walks its chain, the
+model only once the whole chain has parsed, so a chain rejected late in its walk has granted
+buffers the RTL read and the model did not. That is legal; only an access outside the grants is an
+offence.
 """
 
-from virtio_gpio.model.memory import AccessKind, BusResponse, GuestMemory
+from virtio_gpio.model.memory import AccessKind, BusResponse, DmaFirewall, GuestMemory, Violation
+
+RTL_SIDE, MODEL_SIDE = "RTL", "model"
 
 
 class MirroredMemory(GuestMemory):
@@ -14,8 +25,14 @@ class MirroredMemory(GuestMemory):
 
     def __init__(self, addr_width: int):
         super().__init__(addr_width)
+        self.firewall = DmaFirewall(RTL_SIDE)
         self.shadow = GuestMemory(addr_width)
-        self.shadow.firewall = self.firewall
+        self.shadow.firewall = self.firewall.sibling(MODEL_SIDE)
+
+    def violations_by_side(self) -> dict[str, list[Violation]]:
+        """Each side's firewall violations so far (the live lists), RTL first."""
+        return {self.firewall.side: self.firewall.violations,
+                self.shadow.firewall.side: self.shadow.firewall.violations}
 
     def map(self, addr: int, size: int) -> None:
         super().map(addr, size)
