@@ -180,7 +180,7 @@ class DeviceEnv:
 
     def assert_clean(self) -> None:
         """No access outside what the driver granted, no AXI protocol error (contract §5)."""
-        violations = self.memory.firewall.violations
+        violations = [v for side in self.memory.violations_by_side().values() for v in side]
         if violations:
             raise Mismatch("DMA outside the granted buffers (VQ-2, VQ-3, C-5):\n  "
                            + "\n  ".join(map(str, violations[:8])))
