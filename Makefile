@@ -6,7 +6,7 @@ VENV   := .venv
 VPY    := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: all env sim conformance test verilog lint bench synth bitstream clean
+.PHONY: all env sim sim-long conformance test verilog lint bench synth bitstream clean
 
 ARGS ?=
 
@@ -23,6 +23,10 @@ env: $(STAMP)
 # The Verilator conformance regression (ARGS='--config small --test NAME --waves --seed N').
 sim: $(STAMP)
 	$(VPY) -m virtio_gpio.cli sim $(ARGS)
+
+# The 16-bit index wrap: 65,600 requests in lock-step on the small configuration (minutes; CI runs it).
+sim-long: $(STAMP)
+	VIRTIO_GPIO_LONG=1 $(VPY) -m virtio_gpio.cli sim --config small --test index_wrap_after_65536_requests
 
 # The regression over seeds 1,2,3 and a report per configuration with a verdict for every
 # requirement ID, under build/conformance/<config>/ (ARGS='--config plain --seeds 1,4 --copy-to-docs').
