@@ -72,7 +72,7 @@ async def every_register_offset_at_every_width(dut):
     await env.run(sweep)
 
 
-@conformance_test("GEN-5", "GEN-6", "GEN-7", "GEN-8", "GEN-10", "C-2")
+@conformance_test("GEN-5", "GEN-6", "GEN-7", "GEN-8", "GEN-10", "DRV-10", "C-2")
 async def any_offered_subset_is_accepted_and_nothing_else(dut):
     env = await DeviceEnv.start(dut)
     offered = env.config.offered_features

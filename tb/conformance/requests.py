@@ -78,7 +78,7 @@ async def every_message_with_valid_and_invalid_arguments(dut):
     assert env.pins.output_enables >> (n - 1) & 1
 
 
-@conformance_test("GPIO-12", "C-7")
+@conformance_test("GPIO-12", "DRV-17", "C-7")
 async def set_irq_type_is_refused_without_f_irq(dut):
     env = await DeviceEnv.start(dut)
     drv = env.driver(features=LINUX_KNOWN_FEATURES & ~Feature.GPIO_F_IRQ.mask)

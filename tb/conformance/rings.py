@@ -144,7 +144,7 @@ def malformed_chains():
                                       zero_length_beyond_dma_space)]
 
 
-@conformance_test("VQ-2", "VQ-3", "GEN-4", "C-5", "C-6")
+@conformance_test("VQ-2", "VQ-3", "GEN-4", "DRV-11", "DRV-12", "C-5", "C-6")
 async def malformed_chains_end_in_device_needs_reset(dut):
     env = await DeviceEnv.start(dut, stall_probability=0.2)
     for name, build in malformed_chains():
@@ -172,7 +172,7 @@ async def malformed_chains_end_in_device_needs_reset(dut):
         await env.run(scenario)
 
 
-@conformance_test("VQ-13", "C-5", "C-6")
+@conformance_test("VQ-13", "DRV-13", "C-5", "C-6")
 async def avail_index_jumping_past_queue_size_is_an_error(dut):
     env = await DeviceEnv.start(dut)
     drv = env.driver()
@@ -221,7 +221,7 @@ async def bus_errors_on_every_kind_of_access(dut):
         await env.run(scenario)
 
 
-@conformance_test("GEN-4", "C-6")
+@conformance_test("GEN-4", "DRV-5", "C-6")
 async def an_error_before_driver_ok_is_announced_when_driver_ok_is_set(dut):
     env = await DeviceEnv.start(dut)
     t = env.transport
@@ -244,7 +244,7 @@ async def an_error_before_driver_ok_is_announced_when_driver_ok_is_set(dut):
     await env.run(scenario)
 
 
-@conformance_test("GEN-1", "MMIO-7", "C-4")
+@conformance_test("GEN-1", "MMIO-7", "DRV-9", "C-4")
 async def no_ring_access_before_driver_ok_or_queue_ready(dut):
     env = await DeviceEnv.start(dut)
     drv = env.driver()
@@ -321,7 +321,7 @@ async def reset_in_the_middle_of_dma_bursts(dut):
     await stop_in_the_middle_of_dma(dut, "reset", (Reg.STATUS, 0), after)
 
 
-@conformance_test("MMIO-7", "MMIO-10", "C-4", "C-6")
+@conformance_test("MMIO-7", "MMIO-10", "DRV-6", "C-4", "C-6")
 async def queue_ready_0_in_the_middle_of_dma_bursts(dut):
     """QueueReady = 0 on the requestq while a burst is outstanding: the same rules as a reset,
     for that queue (the eventq keeps its held buffer)."""
