@@ -24,3 +24,17 @@ def test_rtl_matches_the_golden_model(name, seed):
     assert not outcome.failed, (f"{name}, seed {seed}: {len(outcome.failed)} cocotb tests failed\n"
                                 f"{summary}\n{regression.rerun_hint(outcome)}")
     print(summary)
+
+
+def test_a_named_test_that_does_not_apply_is_skipped_without_simulating(tmp_path):
+    # plain offers no F_IRQ; cocotb alone would run the named eventq test and fail it.
+    outcome = regression.run_config("plain", configs.PLAIN, build_dir=tmp_path, out=lambda _: None,
+                                    testcase="edge_types_latch_while_masked_and_deliver_once")
+    assert [(t.name, t.status) for t in outcome.tests] == [
+        ("events.edge_types_latch_while_masked_and_deliver_once", "skip")]
+    assert not any(tmp_path.iterdir()), "built although nothing was to run"
+
+
+def test_an_unknown_test_name_is_refused():
+    with pytest.raises(regression.UnknownTest, match="no_such_test"):
+        regression.run_config("plain", configs.PLAIN, testcase="no_such_test", out=lambda _: None)

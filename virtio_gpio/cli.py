@@ -68,8 +68,12 @@ def _sim(args: argparse.Namespace) -> int:
         return 2
     outcomes = []
     for name in names:
-        outcome = regression.run_config(name, configs.REGRESSION[name], testcase=args.test,
-                                        seed=args.seed, waves=args.waves)
+        try:
+            outcome = regression.run_config(name, configs.REGRESSION[name], testcase=args.test,
+                                            seed=args.seed, waves=args.waves)
+        except regression.UnknownTest as e:
+            print(f"virtio-gpio sim: {e}", file=sys.stderr)
+            return 2
         outcomes.append(outcome)
         print(f"   {len(outcome.tests)} tests, {len(outcome.failed)} failed, "
               f"{outcome.run_seconds:.1f} s")
