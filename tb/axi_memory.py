@@ -210,8 +210,9 @@ class _Hold:
 
 
 class AxiMemory:
-    """Serves from construction on, with two coroutines (reads, writes) stepping at each rising edge
-    of ``clock``; ``memory`` may be any GuestMemory (data moves through ``peek``/``poke``).
+    """Serves from construction on, one coroutine stepping both sides (reads, writes) at each
+    rising edge of ``clock``; ``memory`` may be any GuestMemory (data moves through
+    ``peek``/``poke``).
 
     ``busy`` is True while a burst is queued or in flight; ``last_activity_cycle`` is the last cycle
     (``cycle`` counts clock edges from construction) in which a VALID was high or a burst was
@@ -250,7 +251,7 @@ class AxiMemory:
 
         b = self.bus
         self._outputs = [_Output(s) for s in (b.arready, b.rvalid, b.awready, b.wready, b.bvalid)]
-        self._tasks = [cocotb.start_soon(self._serve_reads()), cocotb.start_soon(self._serve_writes())]
+        self._tasks = [cocotb.start_soon(self._serve())]
 
     def stop(self) -> None:
         """Stop serving and leave the channels idle (say, to put another memory on the port)."""
@@ -275,7 +276,17 @@ class AxiMemory:
     def _stall(self, rng: random.Random) -> bool:
         return self.stall_probability > 0 and rng.random() < self.stall_probability
 
-    async def _serve_reads(self) -> None:
+    async def _serve(self) -> None:
+        """One coroutine steps both sides at each rising edge: a wake-up costs more than the
+        work of a cycle, and the two sides share nothing but the cycle count."""
+        reads, writes = self._read_side(), self._write_side()
+        while True:
+            await RisingEdge(self.clock)
+            self.cycle += 1
+            reads()
+            writes()
+
+    def _read_side(self) -> Callable[[], None]:
         b, port, rng = self.bus, self.port, self._read_rng
 
         def payload():
@@ -285,9 +296,9 @@ class AxiMemory:
         arready_out, rvalid_out = self._outputs[:2]
         arready = rvalid = False   # what this side drives in the cycle ending at the next edge
         beat = 0                   # beat of _reads[0] on (or next for) the R channel
-        while True:
-            await RisingEdge(self.clock)
-            self.cycle += 1
+
+        def step() -> None:
+            nonlocal arready, rvalid, beat
             arvalid = bool(b.arvalid.value)
             if arvalid and not hold.waiting:
                 self.starts.append(get_sim_time("ns"))
@@ -314,8 +325,9 @@ class AxiMemory:
             arready_out.set(arready)
             if arvalid or self._reads:
                 self._read_activity = self.cycle
+        return step
 
-    async def _serve_writes(self) -> None:
+    def _write_side(self) -> Callable[[], None]:
         b, port, rng = self.bus, self.port, self._write_rng
 
         def address():
@@ -327,10 +339,9 @@ class AxiMemory:
         aw_hold, w_hold = _Hold("AW", address, self._error), _Hold("W", data, self._error)
         awready_out, wready_out, bvalid_out = self._outputs[2:]
         awready = wready = bvalid = False
-        cycle = 0  # counts the same edges as the read side's self.cycle
-        while True:
-            await RisingEdge(self.clock)
-            cycle += 1
+
+        def step() -> None:
+            nonlocal awready, wready, bvalid
             awvalid, wvalid = bool(b.awvalid.value), bool(b.wvalid.value)
             if awvalid and not aw_hold.waiting:
                 self.starts.append(get_sim_time("ns"))
@@ -357,4 +368,5 @@ class AxiMemory:
             awready_out.set(awready)
             wready_out.set(wready)
             if awvalid or wvalid or port.writes or port.w_beats or port.responses:
-                self._write_activity = cycle
+                self._write_activity = self.cycle
+        return step

@@ -11,6 +11,8 @@ irq" counts from the edge at which ``gpio_i`` changes (the 2-flop synchronizer i
 
 import json
 import os
+import random
+import time
 
 import cocotb
 from cocotb.triggers import RisingEdge
@@ -129,3 +131,55 @@ async def pin_edge_to_irq(dut):
            lower_bound={"synchronizer_cycles": 2, "read_round_trips": 1, "write_round_trips": 3,
                         "write_beats": sum(beats(n, bus) for n in
                                            (IRQ_REPLY_SIZE, USED_ELEM_SIZE, RingIndex.sizeof()))})
+
+
+BARE_CLOCK_CYCLES = 200_000
+WORKLOAD_REQUESTS = 600
+WORKLOAD_SEED = 7
+
+
+@cocotb.test()
+async def simulation_speed_bare_clock(dut):
+    """The ceiling: the clock alone, with no agent awake, in the same simulator process."""
+    from cocotb.clock import Clock
+    from cocotb.triggers import ClockCycles
+    cocotb.start_soon(Clock(dut.clk, 10, unit="ns").start())
+    dut.rst.value = 1
+    await ClockCycles(dut.clk, 2)
+    start = time.perf_counter()
+    await ClockCycles(dut.clk, BARE_CLOCK_CYCLES)
+    seconds = time.perf_counter() - start
+    record(figure="speed_bare_clock", cycles=BARE_CLOCK_CYCLES, seconds=round(seconds, 3),
+           cycles_per_second=round(BARE_CLOCK_CYCLES / seconds))
+
+
+@cocotb.test()
+async def simulation_speed_random_workload(dut):
+    """A fixed random workload with back-pressure, every agent and the lock-step model on:
+    batches of 1-16 requests of random types on random lines, with random pin changes."""
+    env = await DeviceEnv.start(dut, seed=WORKLOAD_SEED, stall_probability=0.2, read_latency=4)
+    drv = env.driver()
+    await env.run(drv.probe)
+    rng = random.Random(WORKLOAD_SEED)
+    n = env.config.ngpio
+    start_cycles, start = env.cycles, time.perf_counter()
+
+    def workload():
+        sent = 0
+        while sent < WORKLOAD_REQUESTS:
+            batch = []
+            for _ in range(min(rng.randint(1, 16), WORKLOAD_REQUESTS - sent)):
+                msg = rng.choice((MsgType.GET_VALUE, MsgType.GET_DIRECTION, MsgType.SET_VALUE))
+                batch.append(drv.submit(msg, rng.randrange(n), rng.randint(0, 1),
+                                        req=env.memory.alloc(8, 64), res=env.memory.alloc(2, 64),
+                                        kick=False))
+            sent += len(batch)
+            drv.kick()
+            drv.wait(*batch)
+            if rng.random() < 0.3:
+                env.set_input_blocking(rng.randrange(n), rng.randint(0, 1))
+    await env.run(workload)
+    seconds = time.perf_counter() - start
+    cycles = env.cycles - start_cycles
+    record(figure="speed_random_workload", requests=WORKLOAD_REQUESTS, cycles=cycles,
+           seconds=round(seconds, 3), cycles_per_second=round(cycles / seconds))

@@ -48,10 +48,16 @@ def _properties(junit_path, name):
     return [p for p in ET.parse(junit_path).getroot().iter("property") if p.get("name") == name]
 
 
+SPEED_GOAL = 100_000  # cycles/s of the random workload on small (simulation speed goal)
+
+
 def format_report(report: dict) -> str:
     lines = [f"{'config':7} {'figure':15} {'shape':9} {'lat':>3} {'cycles':>7}  lower bound"]
     for name, r in report.items():
+        speed = {f["figure"]: f for f in r["figures"] if f["figure"].startswith("speed_")}
         for f in r["figures"]:
+            if f["figure"] in speed:
+                continue
             value = f.get("cycles_per_request", f["cycles"])
             unit = "/req" if "cycles_per_request" in f else ""
             bound = ", ".join(f"{k} {v}" for k, v in f["lower_bound"].items())
@@ -59,6 +65,12 @@ def format_report(report: dict) -> str:
                          f"{f.get('read_latency', 1):>3} {value:>7}{unit}  {bound}")
         lines.append(f"{name:7} simulation: {r['simulated_cycles']} cycles in {r['wall_seconds']} s "
                      f"= {r['cycles_per_second']} cycles/s")
+        if speed:
+            bare, work = speed["speed_bare_clock"], speed["speed_random_workload"]
+            lines.append(f"{name:7} speed: random workload {work['cycles_per_second']} cycles/s "
+                         f"({work['requests']} requests, {work['cycles']} cycles; goal "
+                         f"{SPEED_GOAL}), bare clock {bare['cycles_per_second']} cycles/s, ratio "
+                         f"{work['cycles_per_second'] / bare['cycles_per_second']:.2f}")
     return "\n".join(lines)
 
 

@@ -141,10 +141,12 @@ class DeviceEnv:
                     or d.m_axi_wvalid.value)
 
     async def _quiet(self) -> None:
-        quiet = 0
-        while quiet < QUIET_CYCLES:
-            await RisingEdge(self.clock)
-            quiet = 0 if self._dma_active() else quiet + 1
+        """At least QUIET_CYCLES cycles, until the DMA port has been idle for that long. The memory
+        agent keeps the last cycle it saw a VALID or a pending burst, so this sleeps in chunks
+        instead of waking on every edge (one cycle of margin: at a shared edge either wakes first)."""
+        await ClockCycles(self.clock, QUIET_CYCLES)
+        while (idle := self.dma.cycle - self.dma.last_activity_cycle) <= QUIET_CYCLES:
+            await ClockCycles(self.clock, QUIET_CYCLES + 1 - idle)
         self.irq_level = bool(self.dut.irq.value)
 
     def _compare(self) -> None:
