@@ -233,8 +233,7 @@ class DeviceEnv:
         model's memory is then brought to that prefix and the comparison goes on from there.
         Returns whether the write met a burst on the bus."""
         await self.settle()
-        shadow = self.memory.shadow
-        snapshot = {page: bytearray(data) for page, data in shadow._pages.items()}
+        snapshot = self.memory.snapshot_model()
         interrupt_status = self.model.interrupt_status
         await self.regs.write(*start)
         self.model.write(*start)
@@ -264,9 +263,7 @@ class DeviceEnv:
         problem, writes, raised = self.trace.compare_prefix()
         if problem:
             raise Mismatch(f"{problem} (C-6)")
-        shadow._pages = snapshot
-        for addr, byte in writes:
-            shadow.poke(addr, bytes([byte]))
+        self.memory.restore_model(snapshot, writes)
         self.model.interrupt_status = interrupt_status | raised
         self.model.write(offset, value)
         self._compare()

@@ -51,6 +51,17 @@ class MirroredMemory(GuestMemory):
         super().clear_errors()
         self.shadow.clear_errors()
 
+    def snapshot_model(self) -> dict[int, bytearray]:
+        """A copy of the model's memory, for ``restore_model``."""
+        return {page: bytearray(data) for page, data in self.shadow._pages.items()}
+
+    def restore_model(self, snapshot: dict[int, bytearray], writes: list[tuple[int, int]]) -> None:
+        """Put the model's memory back to ``snapshot`` and apply ``writes`` ((address, byte)
+        pairs): what the model did, cut to what the RTL did before abandoned work stopped."""
+        self.shadow._pages = snapshot
+        for addr, byte in writes:
+            self.shadow.poke(addr, bytes([byte]))
+
     def differences(self, limit: int = 8) -> list[str]:
         """Byte ranges where the RTL's memory and the model's differ (at most ``limit``)."""
         found = []
