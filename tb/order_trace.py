@@ -17,7 +17,7 @@ which ran the work to its end (contract §6).
 
 from dataclasses import dataclass
 
-from virtio_gpio.model.memory import BusError, GuestMemory
+from virtio_gpio.model.memory import BusError, BusResponse, GuestMemory
 
 IRQ = "irq"
 
@@ -29,6 +29,11 @@ class ErrorWrite:
 
     def __repr__(self):
         return f"error@{self.addr:#x}"
+
+
+def _first_difference(rtl: list, model: list) -> int:
+    """The first index at which the two differ, or where the shorter one ends."""
+    return next((i for i, (r, m) in enumerate(zip(rtl, model)) if r != m), min(len(rtl), len(model)))
 
 
 def _describe(events: list, at: int) -> str:
@@ -50,7 +55,7 @@ class OrderTrace:
     def rtl_write_acked(self, time_ns: float, accesses) -> None:
         for a in accesses:
             for addr in range(a.addr, a.addr + a.size):
-                self._rtl.append((time_ns, 1, addr if a.response.value == "OKAY" else ErrorWrite(addr)))
+                self._rtl.append((time_ns, 1, addr if a.response is BusResponse.OKAY else ErrorWrite(addr)))
 
     def rtl_irq_rise(self, time_ns: float) -> None:
         self._rtl.append((time_ns, 0, IRQ))
@@ -89,7 +94,7 @@ class OrderTrace:
         rtl, model, _ = self._take()
         if rtl == model:
             return None
-        at = next((i for i, (r, m) in enumerate(zip(rtl, model)) if r != m), min(len(rtl), len(model)))
+        at = _first_difference(rtl, model)
         return (f"order of DMA writes and interrupt rises differs at event {at} "
                 f"(RTL {len(rtl)} events, model {len(model)}): RTL [{_describe(rtl, at)}], "
                 f"model [{_describe(model, at)}]")
@@ -102,7 +107,7 @@ class OrderTrace:
         abandon work raise none.)"""
         rtl, model, data = self._take()
         if rtl != model[:len(rtl)]:
-            at = next((i for i, (r, m) in enumerate(zip(rtl, model)) if r != m), len(model))
+            at = _first_difference(rtl, model)
             return (f"after abandoned work, the RTL's writes and rises are not a prefix of the "
                     f"model's, from event {at}: RTL [{_describe(rtl, at)}], model "
                     f"[{_describe(model, at)}]"), [], 0

@@ -102,13 +102,7 @@ class DriverVirtqueue:
                              self.free_next[head])
             self.free_head = self.free_next[head]
         else:
-            i = head
-            for k, (a, n, flags) in enumerate(sgs):
-                last = k == total - 1
-                self.write_desc(self.desc_addr, i, a, n, flags & ~_NEXT if last else flags,
-                                 self.free_next[i])
-                i = self.free_next[i]
-            self.free_head = i
+            self._link_direct(sgs)
         self.num_free -= descs_used
         self.in_flight[head] = InFlight(token, descs_used, grants)
         self.publish(head)
@@ -122,6 +116,17 @@ class DriverVirtqueue:
             i = self.free_next[i] if i < self.num else i
         return indices
 
+    def _link_direct(self, descs: list[tuple[int, int, int]]) -> None:
+        """Write ``(addr, len, flags)`` descriptors along the free list from its head, linked by
+        their ``next`` fields (the tail keeps its stale one), NEXT on all but the last."""
+        i = self.free_head
+        for k, (addr, length, flags) in enumerate(descs):
+            last = k == len(descs) - 1
+            self.write_desc(self.desc_addr, i, addr, length,
+                            flags & ~_NEXT if last else flags | _NEXT, self.free_next[i])
+            i = self.free_next[i]
+        self.free_head = i
+
     def add_chain(self, descs: list[tuple[int, int, int]], token) -> int:
         """Publish a chain of direct descriptors ``(addr, len, flags)`` in the order given, for
         shapes Linux never builds (an INDIRECT pointer after direct ones, zero-length buffers,
@@ -131,13 +136,8 @@ class DriverVirtqueue:
             raise BrokenRing(f"vq{self.index} is broken")
         if not 0 < len(descs) <= self.num_free:
             raise RingFull(f"vq{self.index}: {self.num_free} free descriptors, {len(descs)} needed")
-        head = i = self.free_head
-        for k, (addr, length, flags) in enumerate(descs):
-            last = k == len(descs) - 1
-            self.write_desc(self.desc_addr, i, addr, length,
-                            flags & ~_NEXT if last else flags | _NEXT, self.free_next[i])
-            i = self.free_next[i]
-        self.free_head = i
+        head = self.free_head
+        self._link_direct(descs)
         self.num_free -= len(descs)
         self.in_flight[head] = InFlight(token, len(descs))
         self.publish(head)
