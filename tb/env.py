@@ -12,7 +12,7 @@ allows afterwards.
 
 import os
 import random
-from typing import Callable, TypeVar
+from typing import Awaitable, Callable, TypeVar
 
 import cocotb
 from cocotb.clock import Clock
@@ -40,10 +40,14 @@ RESET_CYCLES = 4
 # synchronizer settles well within it.
 QUIET_CYCLES = 16
 # The RTL may still be working when its bus has gone quiet: it walks descriptors it holds without
-# DMA (a loop through two cached descriptors). The contract bounds a chain to QueueNum buffer
-# descriptors, and the engine takes at most this many cycles for a cached one, so the RTL must
-# reach the model's state within WALK_CYCLES_PER_DESCRIPTOR * queue_size_max cycles of quiet.
+# DMA (a loop through two cached descriptors), or builds the next chunk of a long reply. The
+# contract bounds a chain to QueueNum buffer descriptors, and the engine takes at most this many
+# cycles for a cached one, so the RTL must reach the model's state within
+# WALK_CYCLES_PER_DESCRIPTOR * queue_size_max cycles of quiet; the count starts again whenever the
+# RTL moves data, since a device that is still transferring is not stuck.
 WALK_CYCLES_PER_DESCRIPTOR = 4
+# A DMA port that never goes quiet (a device looping over its rings) fails the test after this.
+BUSY_LIMIT_CYCLES = 1_000_000
 SEED_ENV = "VIRTIO_GPIO_SEED"
 # Seeds other than 1 add random back-pressure: a stall probability and a read latency at least
 # as high as the test's own, drawn from these.
@@ -145,9 +149,30 @@ class DeviceEnv:
         agent keeps the last cycle it saw a VALID or a pending burst, so this sleeps in chunks
         instead of waking on every edge (one cycle of margin: at a shared edge either wakes first)."""
         await ClockCycles(self.clock, QUIET_CYCLES)
+        limit = self.dma.cycle + BUSY_LIMIT_CYCLES
         while (idle := self.dma.cycle - self.dma.last_activity_cycle) <= QUIET_CYCLES:
+            if self.dma.cycle > limit:
+                raise Mismatch(f"the DMA port has not been quiet for {QUIET_CYCLES} cycles in "
+                               f"{BUSY_LIMIT_CYCLES} cycles: the device does not stop (C-5)")
             await ClockCycles(self.clock, QUIET_CYCLES + 1 - idle)
         self.irq_level = bool(self.dut.irq.value)
+
+    async def _converge(self, check: Callable[[], Awaitable[T]]) -> T:
+        """``await check()`` until it stops raising ``Mismatch``: the RTL gets
+        ``convergence_cycles`` from its last DMA activity to reach the model's state."""
+        deadline = self.cycles + self.convergence_cycles
+        moved = self.dma.last_activity_cycle
+        while True:
+            try:
+                return await check()
+            except Mismatch:
+                if self.dma.last_activity_cycle != moved:
+                    moved = self.dma.last_activity_cycle
+                    deadline = self.cycles + self.convergence_cycles
+                elif self.cycles >= deadline:
+                    raise
+            await ClockCycles(self.clock, QUIET_CYCLES)
+            await self._quiet()
 
     def _compare(self) -> None:
         self.assert_clean()
@@ -160,22 +185,16 @@ class DeviceEnv:
         A quiet DMA port usually means the device is done; but it may still be working without
         the bus (walking a looping chain through descriptors it already holds), so when the two
         disagree the RTL gets the contract's bound (``convergence_cycles``) before the mismatch
-        counts. Then the order of both sides' writes and interrupt rises must agree too.
+        counts (from the RTL's last DMA activity). Then the order of both sides' writes and interrupt rises must agree too.
         """
         await self._quiet()
         if not self.check:
             return
         self.model.step()
-        deadline = self.cycles + self.convergence_cycles
-        while True:
-            try:
-                self._compare()
-                break
-            except Mismatch:
-                if self.cycles >= deadline:
-                    raise
-            await ClockCycles(self.clock, QUIET_CYCLES)
-            await self._quiet()
+
+        async def compare():
+            self._compare()
+        await self._converge(compare)
         problem = self.trace.compare()
         if problem:
             raise Mismatch(f"{problem} (VQ-9, VQ-15, MMIO-4)")
@@ -190,15 +209,22 @@ class DeviceEnv:
             raise Mismatch("AXI protocol errors:\n  " + "\n  ".join(self.dma.protocol_errors[:8]))
 
     async def read(self, offset: int, size: int = 4) -> int:
+        """Read a register and compare it with the model. A quiet bus does not mean the RTL is
+        done (it may be walking descriptors it holds, with every observable the same as the
+        model's so far), so a value that differs gets the same bound as ``settle``: it is read
+        again (reads have no side effects) within the same bound."""
         await self.settle()
-        value = await self.regs.read(offset, size)
-        if offset == Reg.INTERRUPT_STATUS and bool(value) != bool(self.dut.irq.value):
-            # The line follows the register in every cycle; nothing changed since the read.
-            raise Mismatch(f"irq is {int(self.dut.irq.value)} while InterruptStatus reads "
-                           f"{value:#x} (MMIO-13)")
-        if self.check:
-            self.scoreboard.check_read(offset, size, value)
-        return value
+
+        async def read_and_compare():
+            value = await self.regs.read(offset, size)
+            if offset == Reg.INTERRUPT_STATUS and bool(value) != bool(self.dut.irq.value):
+                # The line follows the register in every cycle; nothing changed since the read.
+                raise AssertionError(f"irq is {int(self.dut.irq.value)} while InterruptStatus "
+                                     f"reads {value:#x} (MMIO-13)")
+            if self.check:
+                self.scoreboard.check_read(offset, size, value)
+            return value
+        return await self._converge(read_and_compare)
 
     async def write(self, offset: int, value: int, size: int = 4) -> None:
         await self.settle()

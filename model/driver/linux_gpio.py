@@ -99,6 +99,7 @@ class Pending:
 @dataclass
 class DriverLog:
     events: list[tuple[int, str]] = field(default_factory=list)  # (line, "VALID") per handled irq
+    invalid: list[int] = field(default_factory=list)  # lines whose eventq buffer came back INVALID
     spurious_interrupts: int = 0  # interrupts with nothing to do (Linux: IRQ_NONE)
     config_changes: int = 0
     errors: list[str] = field(default_factory=list)  # dev_err() lines
@@ -260,9 +261,11 @@ class LinuxVirtioGpioDriver:
                 continue
             irq_line = self.irq_lines[gpio]
             irq_line.queued = False
+            status = self.mem.read(irq_line.ires, 1)[0]
+            if status == IrqStatus.INVALID:
+                self.log.invalid.append(gpio)
             if irq_line.masked or irq_line.disabled:
                 continue
-            status = self.mem.read(irq_line.ires, 1)[0]
             if status == IrqStatus.INVALID:
                 self._irq_prepare(gpio)
                 continue
