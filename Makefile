@@ -6,7 +6,7 @@ VENV   := .venv
 VPY    := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: all env sim sim-long conformance test verilog lint bench synth bitstream clean
+.PHONY: all env sim sim-long conformance soak soak-merge test verilog lint bench synth bitstream clean
 
 ARGS ?=
 
@@ -33,6 +33,19 @@ sim-long: $(STAMP)
 # Fails when a MUST row fails or is not tested.
 conformance: $(STAMP)
 	$(VPY) -m virtio_gpio.cli conformance $(ARGS)
+
+# The random campaign, one simulator per core: SEEDS=N (1..N) or a shard's range (SEEDS=1000-1999),
+# CONFIG=small,wide,plain, REQUESTS per seed; every 100th seed runs past the 16-bit index wrap.
+# Progress on stderr, the closing table on stdout, the report in build/soak/campaign.json.
+SEEDS    ?= 8
+CONFIG   ?= small
+REQUESTS ?= 2500
+soak: $(STAMP)
+	$(VPY) -m virtio_gpio.cli campaign --config $(CONFIG) --seeds $(SEEDS) --requests $(REQUESTS) --out build/soak $(ARGS)
+
+# One report from the reports of several shards: make soak-merge REPORTS='shard1/ shard2/'
+soak-merge: $(STAMP)
+	$(VPY) -m virtio_gpio.cli campaign-merge $(REPORTS) --out build/soak/merged $(ARGS)
 
 # Latency, throughput and simulation-speed figures, printed and written to build/bench.json.
 bench: $(STAMP)

@@ -147,9 +147,10 @@ def unreachable(config: DeviceConfig) -> dict[str, set]:
         out["race.ack"].add("eventq")
     if not config.offer_indirect_desc:
         out["chain.shape"] |= {"linux_indirect", "direct_then_indirect", "indirect_split"}
+        # (a direct chain cannot hold more than QueueNum descriptors without a loop)
         out["device_error.cause"] |= {"indirect_with_next", "nested_indirect", "indirect_bad_length",
                                       "indirect_empty", "indirect_loop",
-                                      "huge_indirect_table_with_loop"}
+                                      "huge_indirect_table_with_loop", "more_than_queue_num"}
     if config.dma_addr_width == 64:
         out["device_error.cause"].add("zero_length_beyond_dma_space")
     if not config.offer_event_idx:
@@ -193,11 +194,23 @@ def export(path) -> dict:
         return yaml.safe_load(f)
 
 
-def merge(paths, out_path) -> dict:
-    """Merge coverage files of several runs (cocotb-coverage's ``merge_coverage``) into one."""
+def merge_databases(dbs: list[dict], out_path) -> dict:
+    """Merge the coverage databases of several runs (as ``export`` returned them) with
+    cocotb-coverage's ``merge_coverage``; the result is written to ``out_path`` (YAML) too."""
+    import tempfile
+    from pathlib import Path
+
     import yaml
     from cocotb_coverage.coverage import merge_coverage
-    merge_coverage(lambda _msg: None, str(out_path), *map(str, paths))
+    if not dbs:
+        Path(out_path).write_text("{}\n")
+        return {}
+    with tempfile.TemporaryDirectory() as tmp:
+        paths = []
+        for i, db in enumerate(dbs):
+            paths.append(Path(tmp) / f"{i}.yml")
+            paths[-1].write_text(yaml.safe_dump(db))
+        merge_coverage(lambda _msg: None, str(out_path), *map(str, paths))
     with open(out_path) as f:
         return yaml.safe_load(f)
 

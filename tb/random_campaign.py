@@ -167,6 +167,8 @@ class Campaign:
         features = self._draw_features()
         if fault == "indirect_not_negotiated":
             features &= ~Feature.RING_INDIRECT_DESC.mask
+        elif fault and ("indirect" in fault or fault == "more_than_queue_num"):
+            features |= Feature.RING_INDIRECT_DESC.mask
         drv = LinuxVirtioGpioDriver(self.race, features=features, queue_size=queue_size,
                                     timeout_steps=TIMEOUT_STEPS, irq_handler=self._service)
         drv.probe()
@@ -183,8 +185,8 @@ class Campaign:
             start = self.tally.requests
             while self.tally.requests - start <= queue_size + 16:
                 self.random_operation()
-        else:
-            for _ in range(rng.randint(2, 12)):
+        else:  # an episode that ends in a fault is kept short: a fault costs a reset and a probe
+            for _ in range(rng.randint(0, 5) if fault else rng.randint(2, 12)):
                 self.random_operation()
                 if self.tally.requests >= self.profile.requests:
                     break
@@ -229,9 +231,9 @@ class Campaign:
 
     def random_operation(self) -> None:
         ops = [(self.requests, 8), (self.pin_activity, 3), (self.register_traffic, 2),
-               (self.quiet_completions, 1), (self.notify_mid_burst, 0.3)]
+               (self.quiet_completions, 2), (self.notify_mid_burst, 0.3)]
         if self.irq_lines:
-            ops += [(self.irq_reconfigure, 2), (self.mask_and_unmask, 1)]
+            ops += [(self.irq_reconfigure, 2), (self.mask_and_unmask, 2)]
         ops += [(self.ack_race, 0.5)]
         op = self.rng.choices([o for o, _ in ops], weights=[w for _, w in ops])[0]
         self.log.debug("operation %s", op.__name__)
@@ -470,8 +472,11 @@ class Campaign:
     def pin_activity(self) -> None:
         rng = self.rng
         for _ in range(rng.randint(1, 4)):
-            self._toggle(rng.choice(self.irq_lines) if self.irq_lines and rng.random() < 0.7
-                         else rng.randrange(self.config.ngpio))
+            g = (rng.choice(self.irq_lines) if self.irq_lines and rng.random() < 0.7
+                 else rng.randrange(self.config.ngpio))
+            self._toggle(g)
+            if rng.random() < 0.4:  # again, before the driver has given the line a new buffer
+                self._toggle(g)
             if rng.random() < 0.5:
                 self.drv.idle(1)
                 self._reap()
@@ -629,12 +634,29 @@ class Campaign:
 
     # -- faults ----------------------------------------------------------------------------
 
-    FAULTS = ("malformed", "malformed", "malformed", "garbage", "bus_error", "queue_config",
-              "random_registers", "reset_mid_burst", "queue_ready_mid_burst", "avail_idx_jump",
-              "indirect_not_negotiated", "more_than_queue_num")
+    OTHER_FAULTS = ("garbage", "bus_error", "queue_config", "random_registers", "reset_mid_burst",
+                    "queue_ready_mid_burst", "avail_idx_jump", "indirect_not_negotiated",
+                    "more_than_queue_num")
+
+    def _fault_kinds(self) -> list[str]:
+        """Every fault this configuration can take: the contract's malformed chains by name and
+        the other kinds."""
+        config = self.config
+        kinds = [n for n, _ in malformed_chains() if config.offer_indirect_desc or "indirect" not in n]
+        kinds += [k for k in self.OTHER_FAULTS if config.offer_indirect_desc or k != "more_than_queue_num"]
+        if config.dma_addr_width == 64:
+            kinds.remove("zero_length_beyond_dma_space")
+        return kinds
 
     def _draw_fault(self) -> str | None:
-        return self.rng.choice(self.FAULTS) if self.rng.random() < 0.8 else None
+        """Most episodes end in a fault, drawn from a shuffled bag of every kind: each kind comes
+        once per round, so a short run still meets them all."""
+        if self.rng.random() >= 0.8:
+            return None
+        if not getattr(self, "_fault_bag", None):
+            self._fault_bag = self._fault_kinds()
+            self.rng.shuffle(self._fault_bag)
+        return self._fault_bag.pop()
 
     def inject(self, fault: str) -> bool:
         """Inject ``fault``; returns whether it must have set DEVICE_NEEDS_RESET."""
@@ -711,11 +733,8 @@ class Campaign:
                     vq.write_desc(vq.desc_addr, i, res, 1, WRITE | NEXT, (i + 1) % vq.num)
             name, head = ("more_than_queue_num" if vq.indirect else "loop"), 0
         else:
-            cases = [(n, b) for n, b in malformed_chains()
-                     if (vq.indirect or "indirect" not in n)
-                     and not (n == "zero_length_beyond_dma_space" and self.config.dma_addr_width == 64)]
-            name, build = rng.choice(cases)
-            head = build(vq, mem, grant)
+            name = fault
+            head = dict(malformed_chains())[fault](vq, mem, grant)
         self.log.debug("malformed chain %s", name)
         vq.publish(head)
         self.t.write(Reg.QUEUE_NOTIFY, QueueIndex.REQUESTQ)

@@ -27,7 +27,6 @@ from .verilator_build import SimulationError, run
 
 DEFAULT_OUT = Path("build") / "campaign"
 REPORT_NAME = "campaign.json"
-COVERAGE_NAME = "coverage.yml"
 TALLY_COLUMNS = ("requests", "malformed_rings", "bus_errors", "register_faults", "resets",
                  "mid_burst_writes", "pin_changes", "irq_events", "cycles")
 
@@ -61,7 +60,7 @@ def parse_seeds(text: str) -> list[int]:
 
 @dataclass
 class CampaignSettings:
-    config: str = "small"
+    configs: tuple[str, ...] = ("small",)
     requests: int = 2000          # per seed
     faults: bool = True
     marathon_every: int = 100     # every Nth seed runs past the 16-bit wrap (0: never)
@@ -73,19 +72,20 @@ class CampaignSettings:
         marathon = bool(self.marathon_every) and seed % self.marathon_every == 0
         return {"requests": self.requests, "faults": self.faults, "marathon": marathon, "out": str(out)}
 
-    def replay(self, seed: int) -> str:
-        return (f"virtio-gpio campaign --config {self.config} --seeds {seed}-{seed} "
+    def replay(self, config: str, seed: int) -> str:
+        return (f"virtio-gpio campaign --config {config} --seeds {seed}-{seed} "
                 f"--requests {self.requests}{'' if self.faults else ' --no-faults'} "
                 f"--marathon-every {self.marathon_every} --waves")
 
 
-def run_seed(settings: CampaignSettings, built, seed: int) -> dict:
-    """One seed in its own simulator process; its figures (and coverage file) as a dict."""
-    work = settings.out_dir / settings.config
+def run_seed(settings: CampaignSettings, name: str, built, seed: int) -> dict:
+    """One seed of configuration ``name`` in its own simulator process; its figures (and
+    coverage file) as a dict."""
+    work = settings.out_dir / name
     work.mkdir(parents=True, exist_ok=True)
     out = (work / f"seed-{seed}.json").resolve()
     out.unlink(missing_ok=True)
-    config = configs.REGRESSION[settings.config]
+    config = configs.REGRESSION[name]
     env = {configs.CONFIG_ENV: configs.to_json(config), SEED_ENV: str(seed),
            PROFILE_ENV: json.dumps(settings.profile(seed, out))}
     start = time.monotonic()
@@ -96,12 +96,10 @@ def run_seed(settings: CampaignSettings, built, seed: int) -> dict:
     except SimulationError as e:
         failed, log, waves = True, str(e), None
     data = json.loads(out.read_text()) if out.is_file() else {"seed": seed, "tally": {}, "coverage": {}}
-    data.update(seed=seed, config=settings.config, passed=not failed, seconds=round(time.monotonic() - start, 1),
-                log=log, waves=str(waves) if waves else None, replay=settings.replay(seed))
+    data.update(seed=seed, config=name, passed=not failed, seconds=round(time.monotonic() - start, 1),
+                log=log, waves=str(waves) if waves else None, replay=settings.replay(name, seed))
     if failed and not data.get("failure"):
         data["failure"] = f"the simulation failed; see {log}"
-    coverage_file = Path(str(out) + ".coverage.yml")
-    data["coverage_file"] = str(coverage_file) if coverage_file.is_file() else None
     return data
 
 
@@ -118,42 +116,49 @@ def _progress(done: int, total: int, results: list[dict], started: float, stream
 
 
 def run_campaign(settings: CampaignSettings, seeds: list[int], *, out=print, stream=sys.stderr) -> dict:
-    """Build once, run every seed (``settings.jobs`` at a time) and write the report."""
-    config = configs.REGRESSION[settings.config]
-    out(f"== {settings.config}: building with Verilator (cached when unchanged)")
-    _, built = build_config(settings.config, config, DEFAULT_BUILD_DIR, waves=settings.waves)
-    out(f"   {len(seeds)} seeds, {settings.requests} requests each, faults "
-        f"{'on' if settings.faults else 'off'}, {settings.jobs} jobs")
+    """Build each configuration once, run every (configuration, seed) pair, ``settings.jobs`` at
+    a time, and write the report under ``settings.out_dir``."""
+    builds = {}
+    for name in settings.configs:
+        out(f"== {name}: building with Verilator (cached when unchanged)")
+        _, builds[name] = build_config(name, configs.REGRESSION[name], DEFAULT_BUILD_DIR,
+                                       waves=settings.waves)
+    runs = [(name, seed) for name in settings.configs for seed in seeds]
+    out(f"   {len(seeds)} seeds x {len(settings.configs)} configurations, {settings.requests} "
+        f"requests per seed, faults {'on' if settings.faults else 'off'}, {settings.jobs} jobs")
     results: list[dict] = []
     started = time.monotonic()
     with ThreadPoolExecutor(max_workers=max(1, settings.jobs)) as pool:
-        futures = [pool.submit(run_seed, settings, built, seed) for seed in seeds]
-        _progress(0, len(seeds), results, started, stream)
+        futures = [pool.submit(run_seed, settings, name, builds[name], seed) for name, seed in runs]
+        _progress(0, len(runs), results, started, stream)
         for future in as_completed(futures):
             results.append(future.result())
-            _progress(len(results), len(seeds), results, started, stream)
+            _progress(len(results), len(runs), results, started, stream)
     stream.write("\n")
-    report = combine(results, settings.out_dir / settings.config, [settings.config])
+    report = combine(results, settings.out_dir)
     report["wall_seconds"] = round(time.monotonic() - started, 1)
-    write_report(report, settings.out_dir / settings.config)
+    write_report(report, settings.out_dir)
     return report
 
 
-def combine(results: list[dict], out_dir: Path, config_names: list[str]) -> dict:
-    """One report from per-seed results: totals, failures, merged coverage and the goals."""
+def combine(results: list[dict], out_dir: Path) -> dict:
+    """One report from per-seed results: totals, failures, and per configuration the merged
+    coverage and the goals (the 16-bit wrap is required only where a marathon seed ran)."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    results = sorted(results, key=lambda r: (r.get("config", ""), r["seed"]))
+    results = sorted(results, key=lambda r: (r["config"], r["seed"]))
+    names = sorted({r["config"] for r in results})
     totals = {k: sum(r.get("tally", {}).get(k, 0) for r in results) for k in TALLY_COLUMNS}
-    coverage_files = [r["coverage_file"] for r in results if r.get("coverage_file")]
-    merged_path = out_dir / COVERAGE_NAME
-    merged = cov.merge(coverage_files, merged_path) if coverage_files else {}
-    goals = {}
-    for name in sorted(set(config_names)):
+    goals, coverage_files = {}, {}
+    for name in names:
+        mine = [r for r in results if r["config"] == name]
+        path = out_dir / f"coverage-{name}.yml"
+        merged = cov.merge_databases([r["coverage"] for r in mine if r.get("coverage")], path)
+        coverage_files[name] = str(path)
         goals[name] = cov.evaluate(merged, configs.REGRESSION[name],
-                                   short=not any(r.get("profile", {}).get("marathon") for r in results))
-    return {"configs": sorted(set(config_names)), "seeds": [r["seed"] for r in results],
+                                   short=not any(r.get("profile", {}).get("marathon") for r in mine))
+    return {"configs": names, "seeds": sorted({r["seed"] for r in results}), "runs": len(results),
             "totals": totals, "failures": [r for r in results if not r["passed"]],
-            "results": results, "coverage_file": str(merged_path) if merged else None,
+            "results": results, "coverage_files": coverage_files,
             "goals": goals, "coverage_reached": all(cov.reached(g) for g in goals.values())}
 
 
@@ -165,29 +170,28 @@ def write_report(report: dict, out_dir: Path) -> Path:
 
 def merge_reports(paths: list[Path], out_dir: Path) -> dict:
     """Combine the reports of several shards (``campaign.json`` files or the folders holding them)."""
-    results, names = [], []
+    results = []
     for p in paths:
         p = Path(p)
         file = p / REPORT_NAME if p.is_dir() else p
         if not file.is_file():
             raise FileNotFoundError(f"no campaign report at {file}")
-        data = json.loads(file.read_text())
-        results += data["results"]
-        names += data["configs"]
-    seen = {}
+        results += json.loads(file.read_text())["results"]
+    seen = set()
     for r in results:
-        key = (r.get("config"), r["seed"])
+        key = (r["config"], r["seed"])
         if key in seen:
-            raise ValueError(f"seed {r['seed']} of {r.get('config')} is in two shards")
-        seen[key] = r
-    report = combine(results, out_dir, names)
+            raise ValueError(f"seed {r['seed']} of {r['config']} is in two shards")
+        seen.add(key)
+    report = combine(results, out_dir)
     write_report(report, out_dir)
     return report
 
 
 def format_report(report: dict) -> str:
     t = report["totals"]
-    lines = [f"seeds: {len(report['seeds'])}   failures: {len(report['failures'])}"
+    lines = [f"runs: {report['runs']} ({len(report['seeds'])} seeds x {', '.join(report['configs'])})"
+             f"   failures: {len(report['failures'])}"
              + (f"   wall time: {report['wall_seconds']} s" if "wall_seconds" in report else "")]
     lines += [f"  {k.replace('_', ' '):18} {t[k]:>12,}" for k in TALLY_COLUMNS]
     for name, rows in report["goals"].items():

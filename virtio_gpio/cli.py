@@ -3,6 +3,8 @@
 * ``sim``: the Verilator conformance regression of the RTL against the golden model;
 * ``conformance``: the same regression over several seeds, and a report per configuration with a
   verdict for every requirement ID (Markdown, JSON, JUnit XML);
+* ``campaign``: the random campaign (constrained-random traffic, faults, functional coverage)
+  over a range of seeds, one simulator per job; ``campaign-merge`` combines the reports of shards;
 * ``verilog``: write the device as one Verilog file;
 * ``model``: the Linux driver model against the golden model alone (no simulator);
 * ``synth``: out-of-context and board builds on the open FPGA toolchain, with the resource and
@@ -158,6 +160,66 @@ def _conformance(args: argparse.Namespace) -> int:
     return max(report.exit_code for report, _ in reports)
 
 
+def _campaign_report(report: dict, prog: str, path: Path, require_coverage: bool) -> int:
+    from .tb import soak
+    print(soak.format_report(report))
+    print(f"report: {path}")
+    if report["failures"]:
+        return 1
+    if require_coverage and not report["coverage_reached"]:
+        print(f"{prog}: the coverage goals were not reached (--no-coverage-goal for a shard)",
+              file=sys.stderr)
+        return 1
+    return 0
+
+
+def _campaign(args: argparse.Namespace) -> int:
+    import os
+
+    from .tb import configs, soak
+    from .tb.verilator_build import BuildError, SimulatorMissing
+    prog = "virtio-gpio campaign"
+    names = [n for n in args.config.split(",") if n]
+    unknown = [n for n in names if n not in configs.REGRESSION]
+    if unknown or not names:
+        print(f"{prog}: unknown configuration {', '.join(unknown) or '(none given)'}; "
+              f"choose from {', '.join(configs.REGRESSION)}", file=sys.stderr)
+        return 2
+    try:
+        seeds = soak.parse_seeds(args.seeds)
+    except soak.SeedRangeError as e:
+        print(f"{prog}: {e}", file=sys.stderr)
+        return 2
+    if args.requests < 1 or args.jobs < 0 or args.marathon_every < 0:
+        print(f"{prog}: --requests must be at least 1, --jobs and --marathon-every at least 0",
+              file=sys.stderr)
+        return 2
+    settings = soak.CampaignSettings(configs=tuple(dict.fromkeys(names)), requests=args.requests,
+                                     faults=not args.no_faults, marathon_every=args.marathon_every,
+                                     jobs=args.jobs or os.cpu_count() or 1, waves=args.waves,
+                                     out_dir=args.out)
+    try:
+        report = soak.run_campaign(settings, seeds)
+    except (SimulatorMissing, BuildError) as e:
+        print(f"{prog}: {e}", file=sys.stderr)
+        return 2
+    for r in report["results"]:
+        if r.get("waves"):
+            print(f"waves: {r['waves']}")
+    return _campaign_report(report, prog, args.out / soak.REPORT_NAME, not args.no_coverage_goal)
+
+
+def _campaign_merge(args: argparse.Namespace) -> int:
+    from .tb import soak
+    prog = "virtio-gpio campaign-merge"
+    try:
+        report = soak.merge_reports(args.reports, args.out)
+    except (FileNotFoundError, ValueError, KeyError) as e:
+        print(f"{prog}: {e}", file=sys.stderr)
+        return 2
+    return _campaign_report(report, prog, args.out / soak.REPORT_NAME, not args.no_coverage_goal)
+
+
 def _synth(args: argparse.Namespace) -> int:
     from .synth import report, sweep
     from .synth.flow import ToolchainMissing
@@ -265,6 +327,38 @@ def main(argv: list[str] | None = None) -> int:
     conformance.add_argument("--copy-to-docs", action="store_true",
                              help="also write each Markdown report to docs/conformance/<config>.md")
     conformance.set_defaults(func=_conformance)
+    campaign = sub.add_parser(
+        "campaign", help="run the random campaign over a range of seeds",
+        description="Constrained-random traffic and faults against the RTL in lock-step with the "
+                    "golden model, one simulator process per seed and --jobs at a time. Writes "
+                    "OUT/campaign.json (figures, failures with their replay commands, coverage per "
+                    "configuration) and exits 1 on a failure or when the coverage goals are not "
+                    "reached.")
+    campaign.add_argument("--config", default="small",
+                          help="comma-separated regression configurations (default %(default)s)")
+    campaign.add_argument("--seeds", default="8", help="N (1..N), A-B, or a comma-separated list "
+                                                       "(default %(default)s)")
+    campaign.add_argument("--requests", type=int, default=2000,
+                          help="requests per seed (default %(default)s)")
+    campaign.add_argument("--no-faults", action="store_true", help="traffic only, no faults")
+    campaign.add_argument("--marathon-every", type=int, default=100, metavar="N",
+                          help="every Nth seed runs past the 16-bit index wrap instead "
+                               "(default %(default)s; 0: never)")
+    campaign.add_argument("--jobs", type=int, default=0,
+                          help="simulators at a time (default: one per core)")
+    campaign.add_argument("--waves", action="store_true", help="write an FST waveform per seed")
+    campaign.add_argument("--no-coverage-goal", action="store_true",
+                          help="do not fail when the coverage goals are not reached (a shard)")
+    campaign.add_argument("--out", type=Path, default=Path("build/campaign"))
+    campaign.set_defaults(func=_campaign)
+    merge = sub.add_parser("campaign-merge", help="combine the reports of campaign shards",
+                           description="Reads campaign.json files (or the folders holding them) "
+                                       "and writes one report: totals, failures, merged coverage.")
+    merge.add_argument("reports", nargs="+", type=Path)
+    merge.add_argument("--out", type=Path, default=Path("build/campaign/merged"))
+    merge.add_argument("--no-coverage-goal", action="store_true",
+                       help="do not fail when the coverage goals are not reached")
+    merge.set_defaults(func=_campaign_merge)
     verilog = sub.add_parser("verilog", help="write the device as a Verilog file")
     _add_config_options(verilog, names_default=False)
     verilog.add_argument("--out", type=Path, default=Path("build/virtio_gpio.v"))
