@@ -30,7 +30,7 @@ from dataclasses import asdict, dataclass, field
 from cocotb.task import resume
 
 from virtio_gpio.model.constants import (
-    DescFlags, DeviceStatus, Direction, Feature, InterruptStatus, IrqType, MsgType, QueueIndex,
+    DescFlags, DeviceStatus, Feature, InterruptStatus, IrqType, MsgType, QueueIndex,
 )
 from virtio_gpio.model.driver.linux_gpio import (
     LINUX_KNOWN_FEATURES, DriverTimeout, LinuxVirtioGpioDriver, Pending,
@@ -107,7 +107,7 @@ class Request:
     shape: str
     pending: Pending
     grants: list = field(default_factory=list)
-    slot: int | None = None
+    slot: tuple[int, int] | None = None  # (request area, reply area)
 
 
 class Campaign:
@@ -240,7 +240,7 @@ class Campaign:
         op()
         self._check_wraps()
 
-    def _random_request(self, lines: list[int]) -> tuple[int, int, int]:
+    def _random_request(self) -> tuple[int, int, int]:
         rng, n = self.rng, self.config.ngpio
         roll = rng.random()
         if roll < 0.06:
@@ -251,8 +251,8 @@ class Campaign:
             return MsgType.GET_LINE_NAMES, 0, 0
         plain = [g for g in range(n) if g not in self.irq_lines]
         if not plain or rng.random() < 0.3:
-            # lines whose irq the driver manages only take requests that leave it alone
-            return rng.choice((MsgType.GET_VALUE, MsgType.GET_DIRECTION)), rng.choice(lines), 0
+            # any line, the ones whose irq the driver manages included: requests that change nothing
+            return rng.choice((MsgType.GET_VALUE, MsgType.GET_DIRECTION)), rng.randrange(n), 0
         gpio = rng.choice(plain)
         msg = rng.choice((MsgType.GET_DIRECTION, MsgType.SET_DIRECTION, MsgType.GET_VALUE,
                           MsgType.SET_VALUE, MsgType.SET_IRQ_TYPE))
@@ -275,7 +275,8 @@ class Campaign:
         return full + self.rng.choice((0, 0, 0, 3))
 
     def requests(self, count: int | None = None) -> list[Request]:
-        """A batch of random requests over random shapes, one kick, all completed and checked."""
+        """A batch of random requests over random shapes, one or two kicks, all completed and
+        checked."""
         vq = self.drv.vqs[QueueIndex.REQUESTQ]
         count = count or self.rng.randint(1, min(16, vq.num))
         # Sometimes in two parts, the second added and kicked right after the first notify, before
@@ -297,7 +298,7 @@ class Campaign:
         vq = drv.vqs[QueueIndex.REQUESTQ]
         if not self.slots or vq.num_free < (1 if vq.indirect else 2):
             return None
-        msg_type, gpio, value = msg or self._random_request(list(range(self.config.ngpio)))
+        msg_type, gpio, value = msg or self._random_request()
         fixed = shape is not None  # a request a scenario needs: well-formed, with room for its reply
         readable = GPIO_REQUEST_SIZE if fixed or rng.random() > 0.03 else rng.randrange(GPIO_REQUEST_SIZE)
         full = self._full_reply_len(msg_type, readable)

@@ -114,6 +114,31 @@ async def names_reply_and_short_reply_buffers(dut):
     await env.run(scenario)
 
 
+@conformance_test("GPIO-1", "GPIO-4", "GPIO-7", "VQ-10", "C-7")
+async def names_replies_back_to_back_in_one_batch(dut):
+    """Two full names replies and a short one in one notify, between GET_VALUEs. A long reply
+    leaves the bus quiet between its chunks while the device reads its names; the comparison
+    must wait for a device that is still moving data (found by the random campaign, where the
+    testbench once called this a mismatch)."""
+    env = await DeviceEnv.start(dut)
+    drv = env.driver(queue_size=32)
+    full = 1 + env.config.gpio_names_size
+
+    def scenario():
+        drv.probe()
+        batch = []
+        for msg, space in ((MsgType.GET_LINE_NAMES, full + 3), (MsgType.GET_VALUE, 2),
+                           (MsgType.GET_LINE_NAMES, full), (MsgType.GET_LINE_NAMES, max(full - 3, 1))):
+            res = env.memory.alloc(full + 3, 64)
+            env.memory.write(res, bytes([FILL]) * (full + 3))
+            batch.append(drv.submit(msg, 0, res=res, req=env.memory.alloc(8, 64), rxlen=space,
+                                    kick=False))
+        drv.kick()
+        drv.wait(*batch)
+        assert [p.used_len for p in batch] == [full, 2, full, max(full - 3, 1)]
+    await env.run(scenario)
+
+
 @conformance_test("VQ-1", "VQ-2", "VQ-3", "VQ-4", "VQ-10", "C-5")
 async def request_and_reply_split_over_many_descriptors(dut):
     """Requests split over 1..8 readable descriptors (some empty) and replies over 1..2

@@ -172,6 +172,27 @@ async def malformed_chains_end_in_device_needs_reset(dut):
         await env.run(scenario)
 
 
+@conformance_test("VQ-8", "GEN-4", "C-5", "C-6", needs=("offer_indirect_desc",))
+async def a_long_walk_is_awaited_while_an_interrupt_is_pending(dut):
+    """The huge looping indirect table on a 128-entry queue, with a completion not yet
+    acknowledged: the irq line is already high, so nothing observable changes while the device
+    walks the descriptors it holds, and the Status read that follows must wait for it (found by
+    the random campaign, where the testbench once read Status too early)."""
+    env = await DeviceEnv.start(dut)
+    build = dict(malformed_chains())["huge_indirect_table_with_loop"]
+    drv = env.driver(queue_size=min(128, env.config.queue_size_max), timeout_steps=TIMEOUT_STEPS)
+
+    def scenario():
+        drv.probe()
+        drv.submit(MsgType.GET_VALUE, 0)
+        t = env.transport
+        t.advance()
+        assert t.read(Reg.INTERRUPT_STATUS) == InterruptStatus.USED_BUFFER  # left pending
+        hand_chain(env, drv, build)
+        expect_needs_reset(env, drv)
+    await env.run(scenario)
+
+
 @conformance_test("VQ-13", "DRV-13", "C-5", "C-6")
 async def avail_index_jumping_past_queue_size_is_an_error(dut):
     env = await DeviceEnv.start(dut)
