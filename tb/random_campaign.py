@@ -815,14 +815,13 @@ class Campaign:
 
         def walk(table, count, index, depth):
             for _ in range(vq.num):
-                if index >= count:
+                # an entry the device cannot read ends its walk (an error response)
+                if index >= count or not mem.is_mapped(table + DESC_SIZE * index, DESC_SIZE):
                     return
                 addr, length, flags, nxt = DESC_PACKER.unpack(mem.read(table + DESC_SIZE * index, DESC_SIZE))
                 if flags & INDIRECT and depth == 0:
                     grant(addr, length, Perm.READ)
-                    entries = min(length // DESC_SIZE, vq.num)
-                    if entries and mem.is_mapped(addr, DESC_SIZE * entries):
-                        walk(addr, entries, 0, 1)
+                    walk(addr, min(length // DESC_SIZE, vq.num), 0, 1)
                 else:
                     grant(addr, length, Perm.WRITE if flags & WRITE else Perm.READ)
                 if not flags & NEXT:
