@@ -101,3 +101,32 @@ def test_a_seed_in_two_shards_is_refused(tmp_path, blank_db):
     b = _shard(tmp_path, blank_db, "b", [2], hits=1)
     with pytest.raises(ValueError, match="seed 2 of plain is in two shards"):
         soak.merge_reports([a, b], tmp_path / "merged")
+
+
+def test_a_random_table_running_into_unmapped_memory_still_grants_its_readable_entries():
+    """Soak seed 65: the entries of an indirect table before the point where it runs off mapped
+    memory name buffers the device reads, so they are granted; the entries after it are not."""
+    from types import SimpleNamespace
+
+    from virtio_gpio.model.config import DeviceConfig
+    from virtio_gpio.model.constants import DescFlags
+    from virtio_gpio.model.driver.vring import DriverVirtqueue
+    from virtio_gpio.model.memory import AccessKind, BusResponse, DmaAccess, GuestMemory
+    from virtio_gpio.tb.random_campaign import Campaign
+
+    mem = GuestMemory(32)
+    vq = DriverVirtqueue(mem, 0, 8, indirect=True, event_idx=False)
+    page = 0x5000_0000
+    mem.map(page, GuestMemory.PAGE)
+    table = page + GuestMemory.PAGE - 16  # one entry mapped, three more claimed beyond the page
+    vq.write_desc(table, 0, 0x6000_0000, 8, 0, 0)
+    vq.write_desc(vq.desc_addr, 0, table, 64, DescFlags.INDIRECT, 0)
+    campaign = Campaign.__new__(Campaign)
+    campaign.env, campaign.config = SimpleNamespace(memory=mem), DeviceConfig(ngpio=8)
+    campaign._grant_named(vq, 0)
+
+    def granted(addr, size):
+        return mem.firewall.check(DmaAccess(AccessKind.READ, addr, size, BusResponse.OKAY))
+    assert granted(table, 64)
+    assert granted(0x6000_0000, 8)
+    assert not granted(0x7000_0000, 8)
