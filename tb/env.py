@@ -196,8 +196,9 @@ class DeviceEnv:
 
         A quiet DMA port usually means the device is done; but it may still be working without
         the bus (walking a looping chain through descriptors it already holds), so when the two
-        disagree the RTL gets the contract's bound (``convergence_cycles``) before the mismatch
-        counts (from the RTL's last DMA activity). Then the order of both sides' writes and interrupt rises must agree too.
+        disagree the RTL gets the contract's bound (``convergence_cycles``, counted from its last
+        DMA activity) before the mismatch counts. Then the order of both sides' writes and
+        interrupt rises must agree too.
         """
         await self._quiet()
         if not self.check:
@@ -223,14 +224,15 @@ class DeviceEnv:
     async def read(self, offset: int, size: int = 4) -> int:
         """Read a register and compare it with the model. A quiet bus does not mean the RTL is
         done (it may be walking descriptors it holds, with every observable the same as the
-        model's so far), so a value that differs gets the same bound as ``settle``: it is read
-        again (reads have no side effects) within the same bound."""
+        model's so far), so a value that differs is read again (reads have no side effects)
+        within the same bound as ``settle``."""
         await self.settle()
 
         async def read_and_compare():
             value = await self.regs.read(offset, size)
             if offset == Reg.INTERRUPT_STATUS and bool(value) != bool(self.dut.irq.value):
-                # The line follows the register in every cycle; nothing changed since the read.
+                # The line follows the register in every cycle; nothing changed since the read,
+                # so this is never retried (an AssertionError, not a Mismatch).
                 raise AssertionError(f"irq is {int(self.dut.irq.value)} while InterruptStatus "
                                      f"reads {value:#x} (MMIO-13)")
             if self.check:
