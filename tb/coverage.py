@@ -179,7 +179,8 @@ def evaluate(db: dict, config: DeviceConfig, *, short: bool = False) -> list[dic
     for goal in GOALS:
         node = db.get(f"{ROOT}.{goal.item}", {})
         hits = _bins(node)
-        required = [b for b in hits if b not in {_key(s) for s in skip[goal.item]}]
+        skipped = {_key(s) for s in skip[goal.item]}
+        required = [b for b in hits if b not in skipped]
         missed = [b for b in required if hits[b] < goal.at_least]
         rows.append({"item": goal.item, "required": len(required), "hit": len(required) - len(missed),
                      "missed": missed, "samples": sum(hits.values())})

@@ -41,6 +41,7 @@ from virtio_gpio.model.layouts import (
 )
 from virtio_gpio.model.memory import AccessKind, BusResponse, Perm
 
+from . import configs
 from . import coverage as cov
 from .conformance.rings import malformed_chains
 from .env import DeviceEnv, EventBetweenReadAndAck
@@ -124,6 +125,8 @@ class Campaign:
         self.names_size = self.config.gpio_names_size
         # a reply area takes the names reply with room to spare (a writable space longer than the reply)
         self.reply_bytes = max(SLOT_BYTES, -(-(1 + self.names_size + 8) // 64) * 64)
+        self.drv: LinuxVirtioGpioDriver | None = None  # the episode's driver, None between episodes
+        self._fault_bag: list[str] = []
 
     # -- episodes --------------------------------------------------------------------------
 
@@ -131,7 +134,6 @@ class Campaign:
         self.episode()
         while self.tally.requests < self.profile.requests and not self.profile.marathon:
             self.episode()
-        self.tally.cycles = self.env.cycles
         return self.tally
 
     def _draw_features(self) -> int:
@@ -218,9 +220,8 @@ class Campaign:
             t.write(Reg.QUEUE_SEL, q)
             if t.read(Reg.QUEUE_READY):
                 raise CampaignFailure(f"queue {q} still ready after the reset (MMIO-5)")
-        drv = getattr(self, "drv", None)
-        if drv is not None:
-            for vq in drv.vqs:
+        if self.drv is not None:
+            for vq in self.drv.vqs:
                 vq.release()
             self.drv = None
         self.env.memory.firewall.revoke_owner(OWNER)
@@ -555,10 +556,8 @@ class Campaign:
                  if (r := self._submit((rng.choice((MsgType.GET_VALUE, MsgType.GET_DIRECTION)),
                                         rng.randrange(self.config.ngpio), 0), "linux")) is not None]
         self._kick(vq)
-        for _ in range(TIMEOUT_STEPS):  # the device's own pace; the driver takes no interrupt
-            if (mem.read_u16(vq.used_addr + RING_IDX_OFFSET) - vq.last_used_idx) & 0xFFFF >= len(batch):
-                break
-            t.advance()
+        self._advance_until(lambda: (mem.read_u16(vq.used_addr + RING_IDX_OFFSET)
+                                     - vq.last_used_idx) & 0xFFFF >= len(batch))
         raised = bool(t.read(Reg.INTERRUPT_STATUS) & InterruptStatus.USED_BUFFER)
         mechanism = "event_idx" if vq.event_idx else "flags"
         if batch and raised == suppress and not self._eventq_completed():
@@ -570,6 +569,15 @@ class Campaign:
         if not vq.event_idx:
             vq.set_avail_flags(0)
         self.complete(batch)
+
+    def _advance_until(self, done) -> bool:
+        """Let the device run, at most TIMEOUT_STEPS settles, without the driver taking an
+        interrupt, until ``done()``; returns whether it held."""
+        for _ in range(TIMEOUT_STEPS):
+            if done():
+                return True
+            self.t.advance()
+        return False
 
     def _eventq_completed(self) -> bool:
         drv = self.drv
@@ -612,7 +620,7 @@ class Campaign:
         """A notify while a burst is on the bus must change nothing (the environment compares)."""
         self._mid_burst("notify", (Reg.QUEUE_NOTIFY, QueueIndex.REQUESTQ), abandons=False)
 
-    def _mid_burst(self, what: str, write: tuple[int, int], *, abandons: bool) -> bool:
+    def _mid_burst(self, what: str, write: tuple[int, int], *, abandons: bool) -> None:
         env, drv, rng = self.env, self.drv, self.rng
         vq = drv.vqs[QueueIndex.REQUESTQ]
         if drv.t.irq:
@@ -633,7 +641,6 @@ class Campaign:
             cov.sample_mid_burst(what)
         if not abandons:
             self.complete(batch)
-        return met
 
     # -- faults ----------------------------------------------------------------------------
 
@@ -656,7 +663,7 @@ class Campaign:
         once per round, so a short run still meets them all."""
         if self.rng.random() >= 0.8:
             return None
-        if not getattr(self, "_fault_bag", None):
+        if not self._fault_bag:
             self._fault_bag = self._fault_kinds()
             self.rng.shuffle(self._fault_bag)
         return self._fault_bag.pop()
@@ -689,11 +696,7 @@ class Campaign:
     def _expect_needs_reset(self, cause: str) -> None:
         t, drv = self.t, self.drv
         # No interrupt handling while waiting: the driver model owns none of a fault's heads.
-        for _ in range(TIMEOUT_STEPS):
-            if t.read(Reg.STATUS) & NEEDS_RESET:
-                break
-            t.advance()
-        else:
+        if not self._advance_until(lambda: bool(t.read(Reg.STATUS) & NEEDS_RESET)):
             raise CampaignFailure(f"{cause}: no DEVICE_NEEDS_RESET (GEN-4, C-5, C-6)")
         if not (t.read(Reg.INTERRUPT_STATUS) & InterruptStatus.CONFIG_CHANGE or drv.log.config_changes):
             raise CampaignFailure(f"{cause}: DEVICE_NEEDS_RESET without a configuration-change "
@@ -729,18 +732,15 @@ class Campaign:
             req, res = self.slots[0]
             grant(req, 8, Perm.READ)
             grant(res, SLOT_BYTES, Perm.WRITE)
-            if vq.indirect:  # QueueNum + 1 buffers: one direct, then a table of QueueNum
-                table = mem.alloc(vq.num * DESC_SIZE, DESC_SIZE)
-                for i in range(vq.num):
-                    vq.write_desc(table, i, res + i % SLOT_BYTES, 1, WRITE | (NEXT if i < vq.num - 1 else 0), i + 1)
-                grant(table, vq.num * DESC_SIZE, Perm.READ)
-                vq.write_desc(vq.desc_addr, 0, req, 8, NEXT, 1)
-                vq.write_desc(vq.desc_addr, 1, table, vq.num * DESC_SIZE, INDIRECT, 0)
-            else:  # a direct chain cannot be longer than the table without a loop
-                vq.write_desc(vq.desc_addr, 0, req, 8, NEXT, 1)
-                for i in range(1, vq.num):
-                    vq.write_desc(vq.desc_addr, i, res, 1, WRITE | NEXT, (i + 1) % vq.num)
-            name, head = ("more_than_queue_num" if vq.indirect else "loop"), 0
+            # QueueNum + 1 buffers: one direct, then a table of QueueNum (episode() negotiated
+            # indirect for this fault: a direct chain cannot be longer without a loop)
+            table = mem.alloc(vq.num * DESC_SIZE, DESC_SIZE)
+            for i in range(vq.num):
+                vq.write_desc(table, i, res + i % SLOT_BYTES, 1, WRITE | (NEXT if i < vq.num - 1 else 0), i + 1)
+            grant(table, vq.num * DESC_SIZE, Perm.READ)
+            vq.write_desc(vq.desc_addr, 0, req, 8, NEXT, 1)
+            vq.write_desc(vq.desc_addr, 1, table, vq.num * DESC_SIZE, INDIRECT, 0)
+            name, head = "more_than_queue_num", 0
         else:
             name = fault
             head = dict(malformed_chains())[fault](vq, mem, grant)
@@ -932,13 +932,9 @@ async def random_campaign(dut):
         campaign.tally.cycles = env.cycles
         if profile.out:
             data = {"seed": env.seed, "profile": asdict(profile), "tally": asdict(campaign.tally),
-                    "failure": failure, "config": json.loads(_config_json(env))}
+                    "failure": failure, "config": json.loads(configs.to_json(env.config))}
             coverage_path = profile.out + ".coverage.yml"
             data["coverage"] = cov.export(coverage_path)
             with open(profile.out, "w") as f:
                 json.dump(data, f, indent=1)
 
-
-def _config_json(env: DeviceEnv) -> str:
-    from . import configs
-    return configs.to_json(env.config)
