@@ -91,6 +91,19 @@ def _sim(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
+def _regression_configs(items: list[str], prog: str) -> list[str] | None:
+    """The regression configurations named in ``items`` (each comma-separated), in order and
+    once each; None, after one line on stderr, when a name is unknown or none is given."""
+    from .tb import configs
+    names = [n for item in items for n in item.split(",") if n]
+    unknown = [n for n in names if n not in configs.REGRESSION]
+    if unknown or not names:
+        print(f"{prog}: unknown configuration {', '.join(unknown) or '(none given)'}; "
+              f"choose from {', '.join(configs.REGRESSION)}", file=sys.stderr)
+        return None
+    return list(dict.fromkeys(names))
+
+
 def _parse_seeds(text: str) -> tuple[int, ...]:
     """``"1,2,3"`` -> (1, 2, 3); a ValueError with the message the user sees otherwise."""
     seeds = []
@@ -108,13 +121,9 @@ def _conformance(args: argparse.Namespace) -> int:
     from .tb import configs, conformance_report, regression
     from .tb.verilator_build import BuildError, SimulationError, SimulatorMissing
     prog = "virtio-gpio conformance"
-    names = [n for item in (args.config or [",".join(configs.REGRESSION)]) for n in item.split(",") if n]
-    unknown = [n for n in names if n not in configs.REGRESSION]
-    if unknown or not names:
-        print(f"{prog}: unknown configuration {', '.join(unknown) or '(none given)'}; "
-              f"choose from {', '.join(configs.REGRESSION)}", file=sys.stderr)
+    names = _regression_configs(args.config or [",".join(configs.REGRESSION)], prog)
+    if names is None:
         return 2
-    names = list(dict.fromkeys(names))
     try:
         seeds = _parse_seeds(args.seeds)
     except ValueError as e:
@@ -176,14 +185,11 @@ def _campaign_report(report: dict, prog: str, path: Path, require_coverage: bool
 def _campaign(args: argparse.Namespace) -> int:
     import os
 
-    from .tb import configs, soak
+    from .tb import soak
     from .tb.verilator_build import BuildError, SimulatorMissing
     prog = "virtio-gpio campaign"
-    names = [n for n in args.config.split(",") if n]
-    unknown = [n for n in names if n not in configs.REGRESSION]
-    if unknown or not names:
-        print(f"{prog}: unknown configuration {', '.join(unknown) or '(none given)'}; "
-              f"choose from {', '.join(configs.REGRESSION)}", file=sys.stderr)
+    names = _regression_configs([args.config], prog)
+    if names is None:
         return 2
     try:
         seeds = soak.parse_seeds(args.seeds)
@@ -194,7 +200,7 @@ def _campaign(args: argparse.Namespace) -> int:
         print(f"{prog}: --requests must be at least 1, --jobs and --marathon-every at least 0",
               file=sys.stderr)
         return 2
-    settings = soak.CampaignSettings(configs=tuple(dict.fromkeys(names)), requests=args.requests,
+    settings = soak.CampaignSettings(configs=tuple(names), requests=args.requests,
                                      faults=not args.no_faults, marathon_every=args.marathon_every,
                                      jobs=args.jobs or os.cpu_count() or 1, waves=args.waves,
                                      out_dir=args.out)
