@@ -43,7 +43,7 @@ from virtio_gpio.model.memory import AccessKind, BusResponse, Perm
 
 from . import configs
 from . import coverage as cov
-from .conformance.rings import malformed_chains
+from .conformance.rings import malformed_chains, table as descriptor_table
 from .env import DeviceEnv, EventBetweenReadAndAck
 from .requirements import conformance_test
 
@@ -720,13 +720,10 @@ class Campaign:
             return "avail_idx_jump"
         if fault == "indirect_not_negotiated":
             req, res = self.slots[0]
-            table = mem.alloc(2 * DESC_SIZE, DESC_SIZE)
-            vq.write_desc(table, 0, req, 8, NEXT, 1)
-            vq.write_desc(table, 1, res, 2, WRITE, 0)
-            grant(table, 2 * DESC_SIZE, Perm.READ)
             grant(req, 8, Perm.READ)
             grant(res, 2, Perm.WRITE)
-            vq.write_desc(vq.desc_addr, 0, table, 2 * DESC_SIZE, INDIRECT, 0)
+            t = descriptor_table(mem, grant, [(req, 8, NEXT, 1), (res, 2, WRITE, 0)])
+            vq.write_desc(vq.desc_addr, 0, t, 2 * DESC_SIZE, INDIRECT, 0)
             name, head = "indirect_not_negotiated", 0
         elif fault == "more_than_queue_num":
             req, res = self.slots[0]
@@ -734,12 +731,11 @@ class Campaign:
             grant(res, SLOT_BYTES, Perm.WRITE)
             # QueueNum + 1 buffers: one direct, then a table of QueueNum (episode() negotiated
             # indirect for this fault: a direct chain cannot be longer without a loop)
-            table = mem.alloc(vq.num * DESC_SIZE, DESC_SIZE)
-            for i in range(vq.num):
-                vq.write_desc(table, i, res + i % SLOT_BYTES, 1, WRITE | (NEXT if i < vq.num - 1 else 0), i + 1)
-            grant(table, vq.num * DESC_SIZE, Perm.READ)
+            last = vq.num - 1
+            t = descriptor_table(mem, grant, [(res + i % SLOT_BYTES, 1, WRITE | (NEXT if i < last else 0), i + 1)
+                                              for i in range(vq.num)])
             vq.write_desc(vq.desc_addr, 0, req, 8, NEXT, 1)
-            vq.write_desc(vq.desc_addr, 1, table, vq.num * DESC_SIZE, INDIRECT, 0)
+            vq.write_desc(vq.desc_addr, 1, t, vq.num * DESC_SIZE, INDIRECT, 0)
             name, head = "more_than_queue_num", 0
         else:
             name = fault
