@@ -2,7 +2,7 @@
 Verilog form with the documented port names (device contract §9, docs/ports.md)."""
 
 from amaranth.back import verilog
-from amaranth.hdl import Module
+from amaranth.hdl import Module, Shape
 from amaranth.hdl._ir import PortDirection
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out, connect, flipped
@@ -17,6 +17,18 @@ from .virtqueue_engine import VirtqueueEngine
 TOP_MODULE_NAME = "virtio_gpio"
 
 
+def device_signature(config: DeviceConfig) -> wiring.Signature:
+    n = config.ngpio
+    return wiring.Signature({
+        "s_axil": In(AXI4LiteSignature(addr_width=REGISTER_ADDR_WIDTH,
+                                       data_width=REGISTER_DATA_WIDTH)),
+        "m_axi": Out(AXI4Signature(addr_width=config.dma_addr_width,
+                                   data_width=config.dma_data_width)),
+        "irq": Out(1),
+        "gpio_i": In(n), "gpio_o": Out(n), "gpio_oe": Out(n),
+    })
+
+
 class VirtioGpioDevice(wiring.Component):
     """``s_axil``: the register window; ``m_axi``: DMA into guest memory; ``irq``: high exactly
     while InterruptStatus is not 0; ``gpio_i``/``gpio_o``/``gpio_oe``: the lines (``gpio_i`` is
@@ -24,15 +36,7 @@ class VirtioGpioDevice(wiring.Component):
 
     def __init__(self, config: DeviceConfig):
         self.config = config
-        n = config.ngpio
-        super().__init__({
-            "s_axil": In(AXI4LiteSignature(addr_width=REGISTER_ADDR_WIDTH,
-                                           data_width=REGISTER_DATA_WIDTH)),
-            "m_axi": Out(AXI4Signature(addr_width=config.dma_addr_width,
-                                       data_width=config.dma_data_width)),
-            "irq": Out(1),
-            "gpio_i": In(n), "gpio_o": Out(n), "gpio_oe": Out(n),
-        })
+        super().__init__(device_signature(config))
 
     def elaborate(self, platform):
         m = Module()
@@ -65,6 +69,17 @@ def verilog_ports(device: VirtioGpioDevice) -> dict:
     for path, member, value in device.signature.flatten(device):
         direction = PortDirection.Input if member.flow == In else PortDirection.Output
         ports["_".join(map(str, path))] = (value, direction)
+    return ports
+
+
+def port_table(config: DeviceConfig) -> dict[str, tuple[str, int]]:
+    """Every Verilog port of the device for ``config``, clk and rst included, as name ->
+    (``"input"`` or ``"output"``, width): what another implementation must have (docs/ports.md)."""
+    ports = {"clk": ("input", 1), "rst": ("input", 1)}
+    for path, member in device_signature(config).members.flatten():
+        if member.is_port:
+            ports["_".join(map(str, path))] = ("input" if member.flow == In else "output",
+                                               Shape.cast(member.shape).width)
     return ports
 
 

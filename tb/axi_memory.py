@@ -210,9 +210,9 @@ class _Hold:
 
 
 class AxiMemory:
-    """Serves from construction on, one coroutine stepping both sides (reads, writes) at each
-    rising edge of ``clock``; ``memory`` may be any GuestMemory (data moves through
-    ``peek``/``poke``).
+    """Serves from construction on (with ``reset``: from the end of the DUT's first reset), one
+    coroutine stepping both sides (reads, writes) at each rising edge of ``clock``; ``memory`` may
+    be any GuestMemory (data moves through ``peek``/``poke``).
 
     ``busy`` is True while a burst is queued or in flight; ``last_activity_cycle`` is the last cycle
     (``cycle`` counts clock edges from construction) in which a VALID was high or a burst was
@@ -227,13 +227,13 @@ class AxiMemory:
     """
 
     def __init__(self, dut, prefix: str, clock, memory: GuestMemory, *, seed, read_latency: int = 1,
-                 stall_probability: float = 0.0, firewall_reads: str = "word"):
+                 stall_probability: float = 0.0, firewall_reads: str = "word", reset=None):
         if read_latency < 1:
             raise ValueError(f"read_latency must be at least 1 cycle, not {read_latency}")
         if not 0.0 <= stall_probability < 1.0:
             raise ValueError(f"stall_probability must be in [0, 1), not {stall_probability}")
         self.bus = Bus(dut, prefix, _SIGNALS, case_insensitive=False)
-        self.clock, self.memory = clock, memory
+        self.clock, self.memory, self.reset = clock, memory, reset
         self.read_latency, self.stall_probability = read_latency, stall_probability
         self.word_bytes = len(self.bus.wdata) // 8
         self.port = MemoryPort(memory, self.word_bytes, firewall_reads=firewall_reads, report=self._error)
@@ -280,6 +280,15 @@ class AxiMemory:
         """One coroutine steps both sides at each rising edge: a wake-up costs more than the
         work of a cycle, and the two sides share nothing but the cycle count."""
         reads, writes = self._read_side(), self._write_side()
+        if self.reset is not None:
+            # The DUT's outputs mean nothing until its synchronous reset has been clocked in (on a
+            # four-state simulator they are X until then), so sampling starts once reset has been
+            # seen high and then low; the channels stay idle meanwhile.
+            seen = False
+            while not seen or self.reset.value != 0:
+                await RisingEdge(self.clock)
+                self.cycle += 1
+                seen = seen or self.reset.value == 1
         while True:
             await RisingEdge(self.clock)
             self.cycle += 1

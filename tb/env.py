@@ -89,7 +89,7 @@ class DeviceEnv:
         self.scoreboard = LockstepScoreboard(self.model, self.memory)
         self.clock = dut.clk
         self.regs = AxiLiteMaster(dut, "s_axil", dut.clk)
-        self.dma = AxiMemory(dut, "m_axi", dut.clk, self.memory, seed=seed,
+        self.dma = AxiMemory(dut, "m_axi", dut.clk, self.memory, seed=seed, reset=dut.rst,
                              read_latency=read_latency, stall_probability=stall_probability)
         self.pins = GpioPins(dut, dut.clk)
         self.irq_monitor = IrqMonitor(dut, dut.clk)

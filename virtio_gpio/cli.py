@@ -43,6 +43,12 @@ def _add_config_options(p: argparse.ArgumentParser, names_default: bool) -> None
     p.add_argument("--dma-data-width", type=int, default=32, choices=(32, 64))
 
 
+def _add_simulator_option(p: argparse.ArgumentParser) -> None:
+    from .tb.simulator import DEFAULT_SIMULATOR, SIMULATORS
+    p.add_argument("--sim", choices=SIMULATORS, default=DEFAULT_SIMULATOR,
+                   help="the simulator (default %(default)s; icarus needs Icarus Verilog 11+)")
+
+
 def _model(args: argparse.Namespace) -> int:
     config = _config_from_args(args)
     print(f"== golden model end-to-end scenario: {config}")
@@ -62,6 +68,7 @@ def _verilog(args: argparse.Namespace) -> int:
 
 def _sim(args: argparse.Namespace) -> int:
     from .tb import configs, regression
+    from .tb.simulator import BuildError, SimulationError, SimulatorMissing
     names = args.config.split(",") if args.config else list(configs.REGRESSION)
     unknown = [n for n in names if n not in configs.REGRESSION]
     if unknown:
@@ -72,8 +79,12 @@ def _sim(args: argparse.Namespace) -> int:
     for name in names:
         try:
             outcome = regression.run_config(name, configs.REGRESSION[name], testcase=args.test,
-                                            seed=args.seed, waves=args.waves)
+                                            seed=args.seed, waves=args.waves,
+                                            simulator_name=args.sim)
         except regression.UnknownTest as e:
+            print(f"virtio-gpio sim: {e}", file=sys.stderr)
+            return 2
+        except (SimulatorMissing, BuildError, SimulationError) as e:
             print(f"virtio-gpio sim: {e}", file=sys.stderr)
             return 2
         outcomes.append(outcome)
@@ -316,6 +327,7 @@ def main(argv: list[str] | None = None) -> int:
     sim.add_argument("--test", help="run only this cocotb test (its function name)")
     sim.add_argument("--seed", type=int, default=1, help="random seed (default %(default)s)")
     sim.add_argument("--waves", action="store_true", help="write an FST waveform per configuration")
+    _add_simulator_option(sim)
     sim.set_defaults(func=_sim)
     conformance = sub.add_parser(
         "conformance", help="run the regression over seeds and report a verdict per requirement",
