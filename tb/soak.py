@@ -20,10 +20,12 @@ from pathlib import Path
 
 from . import configs
 from . import coverage as cov
+from . import simulator
+from .dut import Dut
 from .env import SEED_ENV
 from .random_campaign import PROFILE_ENV
 from .regression import DEFAULT_BUILD_DIR, build_config
-from .verilator_build import SimulationError, run
+from .simulator import DEFAULT_SIMULATOR, SimulationError
 
 DEFAULT_OUT = Path("build") / "campaign"
 REPORT_NAME = "campaign.json"
@@ -67,15 +69,26 @@ class CampaignSettings:
     jobs: int = os.cpu_count() or 1
     waves: bool = False
     out_dir: Path = DEFAULT_OUT
+    simulator: str = DEFAULT_SIMULATOR
+    # What each name in ``configs`` runs; a name not in it is our device in that regression
+    # configuration.
+    duts: dict[str, Dut] | None = None
+
+    def dut(self, name: str) -> Dut:
+        return (self.duts or {}).get(name) or Dut(name, configs.REGRESSION[name])
 
     def profile(self, seed: int, out: Path) -> dict:
         marathon = bool(self.marathon_every) and seed % self.marathon_every == 0
         return {"requests": self.requests, "faults": self.faults, "marathon": marathon, "out": str(out)}
 
     def replay(self, config: str, seed: int) -> str:
-        return (f"virtio-gpio campaign --config {config} --seeds {seed}-{seed} "
+        dut = self.dut(config)
+        target = (f"--dut {','.join(map(str, dut.sources))} --top {dut.toplevel} "
+                  f"--dut-config {dut.description}" if dut.external else f"--config {config}")
+        sim = "" if self.simulator == DEFAULT_SIMULATOR else f" --sim {self.simulator}"
+        return (f"virtio-gpio campaign {target} --seeds {seed}-{seed} "
                 f"--requests {self.requests}{'' if self.faults else ' --no-faults'} "
-                f"--marathon-every {self.marathon_every} --no-coverage-goal --waves")
+                f"--marathon-every {self.marathon_every} --no-coverage-goal --waves{sim}")
 
 
 def run_seed(settings: CampaignSettings, name: str, built, seed: int) -> dict:
@@ -85,18 +98,18 @@ def run_seed(settings: CampaignSettings, name: str, built, seed: int) -> dict:
     work.mkdir(parents=True, exist_ok=True)
     out = (work / f"seed-{seed}.json").resolve()
     out.unlink(missing_ok=True)
-    config = configs.REGRESSION[name]
+    config = settings.dut(name).config
     env = {configs.CONFIG_ENV: configs.to_json(config), SEED_ENV: str(seed),
            PROFILE_ENV: json.dumps(settings.profile(seed, out))}
     start = time.monotonic()
     try:
-        result = run(built, "virtio_gpio.tb.random_campaign", seed=seed, extra_env=env,
-                     junit_path=work / f"seed-{seed}.xml", waves=settings.waves)
+        result = simulator.run(built, "virtio_gpio.tb.random_campaign", seed=seed, extra_env=env,
+                               junit_path=work / f"seed-{seed}.xml", waves=settings.waves)
         failed, log, waves = bool(result.failed), str(result.log_path), result.waves_path
     except SimulationError as e:
         failed, log, waves = True, str(e), None
     data = json.loads(out.read_text()) if out.is_file() else {"seed": seed, "tally": {}, "coverage": {}}
-    data.update(seed=seed, config=name, passed=not failed, seconds=round(time.monotonic() - start, 1),
+    data.update(seed=seed, config=name, device=configs.to_json(config), passed=not failed, seconds=round(time.monotonic() - start, 1),
                 log=log, waves=str(waves) if waves else None, replay=settings.replay(name, seed))
     if failed and not data.get("failure"):
         data["failure"] = f"the simulation failed; see {log}"
@@ -119,10 +132,12 @@ def run_campaign(settings: CampaignSettings, seeds: list[int], *, out=print, str
     """Build each configuration once, run every (configuration, seed) pair, ``settings.jobs`` at
     a time, and write the report under ``settings.out_dir``."""
     builds = {}
+    label = simulator.describe(settings.simulator)["name"]
     for name in settings.configs:
-        out(f"== {name}: building with Verilator (cached when unchanged)")
-        _, builds[name] = build_config(name, configs.REGRESSION[name], DEFAULT_BUILD_DIR,
-                                       waves=settings.waves)
+        out(f"== {name}: building with {label} (cached when unchanged)")
+        dut = settings.dut(name)
+        _, builds[name] = build_config(name, dut.config, DEFAULT_BUILD_DIR, waves=settings.waves,
+                                       simulator_name=settings.simulator, dut=dut)
     runs = [(name, seed) for name in settings.configs for seed in seeds]
     out(f"   {len(seeds)} seeds x {len(settings.configs)} configurations, {settings.requests} "
         f"requests per seed, faults {'on' if settings.faults else 'off'}, {settings.jobs} jobs")
@@ -154,7 +169,9 @@ def combine(results: list[dict], out_dir: Path) -> dict:
         path = out_dir / f"coverage-{name}.yml"
         merged = cov.merge_databases([r["coverage"] for r in mine if r.get("coverage")], path)
         coverage_files[name] = str(path)
-        goals[name] = cov.evaluate(merged, configs.REGRESSION[name],
+        config = (configs.from_json(mine[0]["device"]) if mine[0].get("device")
+                  else configs.REGRESSION[name])
+        goals[name] = cov.evaluate(merged, config,
                                    short=not any(r.get("profile", {}).get("marathon") for r in mine))
     return {"configs": names, "seeds": sorted({r["seed"] for r in results}), "runs": len(results),
             "totals": totals, "failures": [r for r in results if not r["passed"]],

@@ -179,11 +179,12 @@ def fake_regression(monkeypatch):
 
 
 def test_command_writes_a_report_per_configuration_and_exits_0(fake_regression, tmp_path, capsys):
-    assert cli.main(["conformance", "--seeds", "1,2", "--out", str(tmp_path)]) == 0
+    assert cli.main(["conformance", "--seeds", "1,2", "--campaign-seeds", "0",
+                     "--out", str(tmp_path)]) == 0
     out = capsys.readouterr().out
     for name in configs.REGRESSION:
-        assert f"== conformance {name}, seed 2 of 1,2" in out
-        assert f"{name}: PASS: MUST" in out
+        assert f"== conformance {name} on Verilator, seed 2 of 1,2" in out
+        assert f"{name} on Verilator: PASS: MUST" in out
         data = json.loads((tmp_path / name / "report.json").read_text())
         assert data["verdict"] == "pass" and data["seeds"] == [1, 2]
 
@@ -191,15 +192,16 @@ def test_command_writes_a_report_per_configuration_and_exits_0(fake_regression, 
 def test_command_exits_1_when_a_must_row_fails(fake_regression, tmp_path, capsys):
     fake_regression[("wide", 3)] = ("VQ-9",)
     assert cli.main(["conformance", "--config", "small", "--config", "wide", "--seeds", "3",
-                     "--out", str(tmp_path)]) == 1
+                     "--campaign-seeds", "0", "--out", str(tmp_path)]) == 1
     out = capsys.readouterr().out
-    assert "small: PASS" in out and "wide: FAIL" in out
+    assert "small on Verilator: PASS" in out and "wide on Verilator: FAIL" in out
     assert "VQ-9 MUST fail: failed: rings.bad (seed 3)" in out
     assert not (tmp_path / "plain").exists()
 
 
 def test_command_exits_0_when_only_a_should_row_fails(fake_regression, tmp_path):
     fake_regression[("plain", 1)] = ("VQ-3",)
-    assert cli.main(["conformance", "--config", "plain", "--seeds", "1", "--out", str(tmp_path)]) == 0
+    assert cli.main(["conformance", "--config", "plain", "--seeds", "1", "--campaign-seeds", "0",
+                     "--out", str(tmp_path)]) == 0
     data = json.loads((tmp_path / "plain" / "report.json").read_text())
     assert {r["id"]: r["severity"] for r in data["rows"]}["VQ-3"] == "warning"

@@ -5,7 +5,8 @@
   verdict for every requirement ID (Markdown, JSON, JUnit XML);
 * ``campaign``: the random campaign (constrained-random traffic, faults, functional coverage)
   over a range of seeds, one simulator per job; ``campaign-merge`` combines the reports of shards;
-* ``verilog``: write the device as one Verilog file;
+* ``verilog``: write the device as one Verilog file; ``describe``: its description file, which
+  ``conformance --dut`` takes for another implementation;
 * ``model``: the Linux driver model against the golden model alone (no simulator);
 * ``synth``: out-of-context and board builds on the open FPGA toolchain, with the resource and
   timing report (needs the ``synth`` extra);
@@ -128,32 +129,97 @@ def _parse_seeds(text: str) -> tuple[int, ...]:
     return tuple(seeds)
 
 
+def _targets(args: argparse.Namespace, prog: str, default_configs: str):
+    """What to simulate, as {name: Dut}: the external DUT of --dut/--top/--dut-config (its
+    description loaded and its ports checked), or our device in the --config configurations;
+    None, after one line per problem on stderr, when that is impossible. The simulator is checked
+    first, so that a missing one is reported before anything else is done."""
+    from .tb import configs, dut, simulator
+    try:
+        simulator.check(args.sim)
+    except simulator.SimulatorMissing as e:
+        print(f"{prog}: {e}", file=sys.stderr)
+        return None
+    if not args.dut:
+        if args.top or args.dut_config:
+            print(f"{prog}: --top and --dut-config describe a --dut; give its sources too",
+                  file=sys.stderr)
+            return None
+        names = _regression_configs(args.config or [default_configs], prog)
+        return None if names is None else {n: dut.Dut(n, configs.REGRESSION[n]) for n in names}
+    if args.config:
+        print(f"{prog}: --config chooses one of this project's configurations; an external "
+              f"--dut is described by --dut-config instead", file=sys.stderr)
+        return None
+    sources = [s for item in args.dut for s in item.split(",") if s]
+    try:
+        target = dut.external(sources, args.top, args.dut_config)
+        extra = dut.check_ports(target)
+    except dut.DutError as e:
+        for line in str(e).splitlines():
+            print(f"{prog}: {line}", file=sys.stderr)
+        return None
+    if extra:
+        print(f"   {target.toplevel} has outputs the suite ignores: {', '.join(extra)}")
+    return {target.name: target}
+
+
+def _run_campaign_for_report(args, name, target):
+    """The short random campaign beside the directed tests: its summary for the report."""
+    import os
+
+    from .tb import soak
+    seeds = list(range(1, args.campaign_seeds + 1))
+    settings = soak.CampaignSettings(configs=(name,), requests=args.campaign_requests,
+                                     marathon_every=0, jobs=os.cpu_count() or 1,
+                                     out_dir=args.out / "campaign" / name, simulator=args.sim,
+                                     duts={name: target})
+    print(f"== random campaign {name}: seeds 1-{len(seeds)}, {args.campaign_requests} requests "
+          f"each", flush=True)
+    report = soak.run_campaign(settings, seeds, out=lambda line: print(line, flush=True))
+    failures = [f"seed {r['seed']}: {str(r.get('failure'))[:200]} (replay: {r['replay']})"
+                for r in report["failures"]]
+    for line in failures:
+        print(f"   FAIL {line}", flush=True)
+    return {"seeds": f"1-{len(seeds)}", "requests": report["totals"]["requests"],
+            "failures": failures, "coverage_reached": report["coverage_reached"]}
+
+
 def _conformance(args: argparse.Namespace) -> int:
     from .tb import configs, conformance_report, regression
-    from .tb.verilator_build import BuildError, SimulationError, SimulatorMissing
+    from .tb.simulator import BuildError, SimulationError, SimulatorMissing, describe
     prog = "virtio-gpio conformance"
-    names = _regression_configs(args.config or [",".join(configs.REGRESSION)], prog)
-    if names is None:
+    targets = _targets(args, prog, ",".join(configs.REGRESSION))
+    if targets is None:
         return 2
     try:
         seeds = _parse_seeds(args.seeds)
     except ValueError as e:
         print(f"{prog}: {e}", file=sys.stderr)
         return 2
+    if args.campaign_seeds < 0 or args.campaign_requests < 1:
+        print(f"{prog}: --campaign-seeds must be at least 0 and --campaign-requests at least 1",
+              file=sys.stderr)
+        return 2
     docs = Path(__file__).resolve().parent.parent / "docs"
     if args.copy_to_docs and not docs.is_dir():
         print(f"{prog}: --copy-to-docs needs the repository checkout (no docs/ next to the package)",
               file=sys.stderr)
         return 2
+    sim = describe(args.sim)
     reports = []
-    for name in names:
-        config = configs.REGRESSION[name]
+    for name, target in targets.items():
         tests = []
         for seed in seeds:
-            print(f"== conformance {name}, seed {seed} of {','.join(map(str, seeds))}", flush=True)
+            print(f"== conformance {name} on {sim['name']}, seed {seed} of "
+                  f"{','.join(map(str, seeds))}", flush=True)
             try:
-                outcome = regression.run_config(name, config, seed=seed,
+                outcome = regression.run_config(name, target.config, seed=seed, testcase=args.tests,
+                                                simulator_name=args.sim, dut=target,
                                                 out=lambda line: print(line, flush=True))
+            except regression.UnknownTest as e:
+                print(f"{prog}: {e}", file=sys.stderr)
+                return 2
             except (SimulatorMissing, BuildError, SimulationError) as e:
                 print(f"{prog}: {name} seed {seed}: {e}", file=sys.stderr)
                 return 1
@@ -163,11 +229,24 @@ def _conformance(args: argparse.Namespace) -> int:
                   f"{skipped} skipped, {outcome.run_seconds:.1f} s", flush=True)
             if outcome.failed:
                 print("   " + regression.rerun_hint(outcome), flush=True)
-        report = conformance_report.build_report(name, config, tests, seeds=seeds)
+        try:
+            campaign = (_run_campaign_for_report(args, name, target)
+                        if args.campaign_seeds else None)
+        except (SimulatorMissing, BuildError) as e:
+            print(f"{prog}: {name} campaign: {e}", file=sys.stderr)
+            return 1
+        dut_info = None
+        if target.external:
+            dut_info = {"label": target.label(), "toplevel": target.toplevel,
+                        "sources": [str(p) for p in target.sources],
+                        "description": str(target.description)}
+        report = conformance_report.build_report(name, target.config, tests, seeds=seeds,
+                                                 simulator=sim, sim=args.sim, dut=dut_info,
+                                                 campaign=campaign)
         paths = conformance_report.write(report, args.out)
         if args.copy_to_docs:
             (docs / "conformance").mkdir(exist_ok=True)
-            paths["docs"] = docs / "conformance" / f"{name}.md"
+            paths["docs"] = docs / "conformance" / f"{report.directory_name}.md"
             paths["docs"].write_text(conformance_report.to_markdown(report))
         reports.append((report, paths))
     print()
@@ -178,6 +257,35 @@ def _conformance(args: argparse.Namespace) -> int:
         print(f"   report: {paths['markdown']} ({paths['json'].name}, {paths['junit'].name})"
               + (f"; copied to {paths['docs']}" if "docs" in paths else ""))
     return max(report.exit_code for report, _ in reports)
+
+
+def _describe(args: argparse.Namespace) -> int:
+    from .tb import configs, dut
+    if args.config:
+        names = _regression_configs([args.config], "virtio-gpio describe")
+        if names is None or len(names) != 1:
+            return 2
+        config = configs.REGRESSION[names[0]]
+    else:
+        config = _config_from_args(args)
+    text = dut.describe(config)
+    if args.out:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(text)
+        print(f"wrote {args.out}")
+    else:
+        print(text, end="")
+    return 0
+
+
+def _add_dut_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--dut", action="append", metavar="FILES",
+                   help="another implementation's Verilog/SystemVerilog sources (comma-separated "
+                        "or repeated), instead of this project's device")
+    p.add_argument("--top", help="the DUT's top module (with --dut)")
+    p.add_argument("--dut-config", type=Path, metavar="FILE",
+                   help="the DUT's description file (TOML; `virtio-gpio describe` writes one)")
+    _add_simulator_option(p)
 
 
 def _campaign_report(report: dict, prog: str, path: Path, require_coverage: bool) -> int:
@@ -197,10 +305,10 @@ def _campaign(args: argparse.Namespace) -> int:
     import os
 
     from .tb import soak
-    from .tb.verilator_build import BuildError, SimulatorMissing
+    from .tb.simulator import BuildError, SimulatorMissing
     prog = "virtio-gpio campaign"
-    names = _regression_configs([args.config], prog)
-    if names is None:
+    targets = _targets(args, prog, "small")
+    if targets is None:
         return 2
     try:
         seeds = soak.parse_seeds(args.seeds)
@@ -211,10 +319,10 @@ def _campaign(args: argparse.Namespace) -> int:
         print(f"{prog}: --requests must be at least 1, --jobs and --marathon-every at least 0",
               file=sys.stderr)
         return 2
-    settings = soak.CampaignSettings(configs=tuple(names), requests=args.requests,
+    settings = soak.CampaignSettings(configs=tuple(targets), requests=args.requests,
                                      faults=not args.no_faults, marathon_every=args.marathon_every,
                                      jobs=args.jobs or os.cpu_count() or 1, waves=args.waves,
-                                     out_dir=args.out)
+                                     out_dir=args.out, simulator=args.sim, duts=targets)
     try:
         report = soak.run_campaign(settings, seeds)
     except (SimulatorMissing, BuildError) as e:
@@ -338,6 +446,14 @@ def main(argv: list[str] | None = None) -> int:
     conformance.add_argument("--config", action="append", metavar="NAME",
                              help="a regression configuration (repeatable or comma-separated; "
                                   "default: every regression configuration)")
+    _add_dut_options(conformance)
+    conformance.add_argument("--tests", metavar="NAMES",
+                             help="only these conformance tests (comma-separated function names)")
+    conformance.add_argument("--campaign-seeds", type=int, default=6, metavar="N",
+                             help="random campaign seeds 1..N after the directed tests "
+                                  "(default %(default)s; 0: none)")
+    conformance.add_argument("--campaign-requests", type=int, default=400, metavar="N",
+                             help="requests per campaign seed (default %(default)s)")
     conformance.add_argument("--seeds", default="1,2,3",
                              help="comma-separated seeds (default %(default)s; seeds other than 1 "
                                   "add random AXI back-pressure)")
@@ -352,8 +468,10 @@ def main(argv: list[str] | None = None) -> int:
                     "OUT/campaign.json (figures, failures with their replay commands, coverage per "
                     "configuration) and exits 1 on a failure or when the coverage goals are not "
                     "reached.")
-    campaign.add_argument("--config", default="small",
-                          help="comma-separated regression configurations (default %(default)s)")
+    campaign.add_argument("--config", action="append", metavar="NAME",
+                          help="regression configurations (repeatable or comma-separated; "
+                               "default small)")
+    _add_dut_options(campaign)
     campaign.add_argument("--seeds", default="8", help="N (1..N), A-B, or a comma-separated list "
                                                        "(default %(default)s)")
     campaign.add_argument("--requests", type=int, default=2000,
@@ -377,6 +495,15 @@ def main(argv: list[str] | None = None) -> int:
     merge.add_argument("--no-coverage-goal", action="store_true",
                        help="do not fail when the coverage goals are not reached")
     merge.set_defaults(func=_campaign_merge)
+    describe = sub.add_parser(
+        "describe", help="write the description file (--dut-config) of a device configuration",
+        description="Prints (or writes to --out) the TOML description that `conformance --dut` "
+                    "reads: of a regression configuration (--config), or of the device the "
+                    "configuration options describe.")
+    describe.add_argument("--config", help="a regression configuration (small, wide, plain)")
+    _add_config_options(describe, names_default=False)
+    describe.add_argument("--out", type=Path)
+    describe.set_defaults(func=_describe)
     verilog = sub.add_parser("verilog", help="write the device as a Verilog file")
     _add_config_options(verilog, names_default=False)
     verilog.add_argument("--out", type=Path, default=Path("build/virtio_gpio.v"))
