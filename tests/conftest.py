@@ -54,3 +54,22 @@ def make_bench(config: DeviceConfig | None = None, *, probe: bool = True, **driv
 def bench() -> Bench:
     """A probed default device (32 lines, every optional feature offered and negotiated)."""
     return make_bench()
+
+
+# Where a simulator is missing, its tests are skipped with the reason and the install command in
+# pytest's summary; where this variable names it (CI does, for icarus), they fail instead, so a
+# missing simulator can never pass CI unseen.
+REQUIRED_SIMULATORS_ENV = "VIRTIO_GPIO_REQUIRE_SIMULATORS"
+
+
+def require_simulator(name: str) -> None:
+    """Skip (or, when required, fail) the calling test unless simulator ``name`` can run here."""
+    import os
+
+    from virtio_gpio.tb import simulator
+    try:
+        simulator.check(name)
+    except simulator.SimulatorMissing as e:
+        if name in os.environ.get(REQUIRED_SIMULATORS_ENV, "").split(","):
+            pytest.fail(f"{e} ({REQUIRED_SIMULATORS_ENV} requires it)")
+        pytest.skip(str(e))

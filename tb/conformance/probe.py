@@ -8,6 +8,7 @@ from virtio_gpio.model.constants import (
 from virtio_gpio.model.driver.linux_gpio import ConfigRead, negotiate_features
 from virtio_gpio.model.layouts import CONFIG_SPACE_SIZE, Reg
 
+from ..dut import expected_ports
 from ..env import DeviceEnv
 from ..requirements import conformance_test
 
@@ -159,18 +160,7 @@ async def control_registers_ignore_partial_writes_and_answer_narrow_reads(dut):
 async def ports_are_the_documented_ones(dut):
     """The port list an external implementation must expose (docs/ports.md), with its widths."""
     env = await DeviceEnv.start(dut)
-    cfg = env.config
-    widths = {"clk": 1, "rst": 1, "irq": 1, "gpio_i": cfg.ngpio, "gpio_o": cfg.ngpio,
-              "gpio_oe": cfg.ngpio, "s_axil_awaddr": 12, "s_axil_wdata": 32, "s_axil_wstrb": 4,
-              "s_axil_araddr": 12, "s_axil_rdata": 32, "s_axil_bresp": 2, "s_axil_rresp": 2,
-              "m_axi_awaddr": cfg.dma_addr_width, "m_axi_araddr": cfg.dma_addr_width,
-              "m_axi_wdata": cfg.dma_data_width, "m_axi_rdata": cfg.dma_data_width,
-              "m_axi_wstrb": cfg.dma_data_width // 8, "m_axi_awlen": 8, "m_axi_arlen": 8,
-              "m_axi_awsize": 3, "m_axi_arsize": 3, "m_axi_awburst": 2, "m_axi_arburst": 2}
-    for channel in ("aw", "w", "b", "ar", "r"):
-        for side in ("valid", "ready"):
-            widths[f"s_axil_{channel}{side}"] = widths[f"m_axi_{channel}{side}"] = 1
-    widths.update({"m_axi_wlast": 1, "m_axi_rlast": 1})
+    widths = {name: port.width for name, port in expected_ports(env.config).items()}
     wrong = {name: (len(getattr(dut, name)) if hasattr(dut, name) else None, width)
              for name, width in widths.items()
              if not hasattr(dut, name) or len(getattr(dut, name)) != width}
