@@ -6,7 +6,7 @@ VENV   := .venv
 VPY    := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: all env sim sim-long conformance soak soak-merge test verilog lint bench synth bitstream clean
+.PHONY: all env icarus sim sim-long conformance soak soak-merge test verilog lint bench synth bitstream clean
 
 ARGS ?=
 
@@ -80,7 +80,17 @@ BOARD ?= ulx3s
 bitstream: $(STAMP)
 	$(VPY) -m virtio_gpio.cli synth --part none --board $(BOARD) $(ARGS)
 
-test: $(STAMP)
+# Icarus Verilog, the second simulator, is a system package: installed here when apt-get can
+# (as root); elsewhere its tests are skipped with the command that installs it.
+icarus:
+	@command -v iverilog >/dev/null || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    echo "== installing Icarus Verilog (apt-get install iverilog)"; \
+	    apt-get install -y -qq --no-install-recommends iverilog >/dev/null || \
+	    { apt-get update -qq && apt-get install -y -qq --no-install-recommends iverilog >/dev/null; }; \
+	  else echo "== Icarus Verilog is not installed: its tests will be skipped (install: sudo apt-get install iverilog)"; fi; }
+
+test: $(STAMP) icarus
 	$(VPY) -m pytest
 
 clean:
