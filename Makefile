@@ -6,7 +6,7 @@ VENV   := .venv
 VPY    := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: all env icarus sim sim-long conformance soak soak-merge test verilog lint bench synth bitstream clean
+.PHONY: all env icarus sim sim-long conformance mutants soak soak-merge test verilog lint bench synth bitstream clean
 
 ARGS ?=
 
@@ -56,6 +56,12 @@ soak: $(STAMP)
 # One report from the reports of several shards: make soak-merge REPORTS='shard1/ shard2/'
 soak-merge: $(STAMP)
 	$(VPY) -m virtio_gpio.cli campaign-merge $(REPORTS) --out build/soak/merged $(ARGS)
+
+# The mutant check: every mutant of the device (tb/mutants.py) through `conformance --dut` must
+# fail the requirement it breaks, and the unmutated device must pass (MUTANT_SIMS=icarus, ARGS='--only NAME').
+MUTANT_SIMS ?= verilator,icarus
+mutants: $(STAMP)
+	$(VPY) -m virtio_gpio.cli mutants --sim $(MUTANT_SIMS) $(ARGS)
 
 # Latency, throughput and simulation-speed figures, printed and written to build/bench.json.
 bench: $(STAMP)

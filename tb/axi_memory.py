@@ -209,6 +209,10 @@ class _Hold:
         self._offered = self._payload() if valid and not ready else None
 
 
+class ProtocolError(AssertionError):
+    """The DUT broke the bus rules in a way that stops the agent (an undefined value)."""
+
+
 class AxiMemory:
     """Serves from construction on (with ``reset``: from the end of the DUT's first reset), one
     coroutine stepping both sides (reads, writes) at each rising edge of ``clock``; ``memory`` may
@@ -292,8 +296,21 @@ class AxiMemory:
         while True:
             await RisingEdge(self.clock)
             self.cycle += 1
-            reads()
-            writes()
+            try:
+                reads()
+                writes()
+            except ValueError:  # an X or Z where a 0 or 1 was needed
+                raise ProtocolError(f"{get_sim_time('ns'):.0f} ns: the DUT drives undefined values "
+                                    f"(X or Z) on {', '.join(self._undefined()) or 'a DMA output'}"
+                                    ) from None
+
+    def _undefined(self) -> list[str]:
+        """The DUT's outputs on this port that hold X or Z bits."""
+        b = self.bus
+        return [s._name for s in (b.arvalid, b.araddr, b.arlen, b.arsize, b.arburst, b.rready,
+                                  b.awvalid, b.awaddr, b.awlen, b.awsize, b.awburst, b.wvalid,
+                                  b.wdata, b.wstrb, b.wlast, b.bready)
+                if not s.value.is_resolvable]
 
     def _read_side(self) -> Callable[[], None]:
         b, port, rng = self.bus, self.port, self._read_rng

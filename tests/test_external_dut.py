@@ -144,3 +144,18 @@ def test_an_external_copy_of_our_device_passes_under_another_top_name(tmp_path, 
     rows = {r["id"]: r["verdict"] for r in report["rows"]}
     assert rows["MMIO-1"] == rows["GPIO-2"] == "pass"
     assert code == 1  # the rows the two tests do not cover are "not tested"
+
+
+def test_an_undefined_output_after_reset_is_named(tmp_path, capsys):
+    """A four-state simulator shows what Verilator hides: a DUT that leaves an output X."""
+    require_simulator("icarus")
+    outputs = [f"assign {n} = {'1' + chr(39) + 'bx' if n == 'm_axi_arvalid' else '0'};"
+               for n, p in dut.expected_ports(configs.SMALL).items() if p.direction == "output"]
+    sources = _fake_dut(tmp_path)
+    text = open(sources).read().replace("endmodule", "\n".join(outputs) + "\nendmodule")
+    open(sources, "w").write(text)
+    code, _ = _conformance(tmp_path, capsys, sources, None, "--sim", "icarus", "--seeds", "1",
+                           "--tests", "linux_probe_modern_config_reads", "--campaign-seeds", "0")
+    assert code == 1
+    log = (DEFAULT_BUILD_DIR / "fake-icarus" / "results.log").read_text()
+    assert "the DUT drives undefined values (X or Z) on m_axi_arvalid" in log

@@ -7,6 +7,8 @@
   over a range of seeds, one simulator per job; ``campaign-merge`` combines the reports of shards;
 * ``verilog``: write the device as one Verilog file; ``describe``: its description file, which
   ``conformance --dut`` takes for another implementation;
+* ``mutants``: every deliberately broken variant of the device through ``conformance --dut``,
+  each of which must fail the requirement it breaks;
 * ``model``: the Linux driver model against the golden model alone (no simulator);
 * ``synth``: out-of-context and board builds on the open FPGA toolchain, with the resource and
   timing report (needs the ``synth`` extra);
@@ -16,6 +18,7 @@
 
 import argparse
 import sys
+import time
 from pathlib import Path
 
 from .model.config import ConfigError, DeviceConfig
@@ -278,6 +281,52 @@ def _describe(args: argparse.Namespace) -> int:
     return 0
 
 
+def _mutants(args: argparse.Namespace) -> int:
+    import json
+
+    from .tb import mutants, mutation, simulator
+    prog = "virtio-gpio mutants"
+    sims = [s for s in args.sim.split(",") if s]
+    names = [n for n in (args.only or ",".join(mutants.MUTANTS)).split(",") if n]
+    unknown = [n for n in names if n not in mutants.MUTANTS]
+    bad_sims = [s for s in sims if s not in simulator.SIMULATORS]
+    if unknown or bad_sims or not sims:
+        print(f"{prog}: unknown mutant or simulator {', '.join(unknown + bad_sims) or '(none)'}; "
+              f"mutants: {', '.join(mutants.MUTANTS)}; simulators: {', '.join(simulator.SIMULATORS)}",
+              file=sys.stderr)
+        return 2
+    try:
+        for s in sims:
+            simulator.check(s)
+    except simulator.SimulatorMissing as e:
+        print(f"{prog}: {e}", file=sys.stderr)
+        return 2
+
+    def progress(done, total, r):
+        what = ("passes" if r["passed"] else "FAILS") if r["mutant"] == mutation.CONTROL else \
+            ("caught" if r["caught"] else "NOT CAUGHT")
+        print(f"[{done}/{total}] {r['mutant']} ({r['config']}) on {r['simulator']}: {what}, "
+              f"{r['seconds']} s", flush=True)
+    start = time.monotonic()
+    try:
+        results = mutation.run_all(names, sims, out_dir=args.out, jobs=args.jobs, progress=progress)
+    except (mutants.MutantError, RuntimeError) as e:
+        print(f"{prog}: {e}", file=sys.stderr)
+        return 2
+    table = mutation.format_table(results)
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "mutants.md").write_text(table + "\n")
+    (args.out / "mutants.json").write_text(json.dumps(results, indent=1) + "\n")
+    print()
+    print(table)
+    print(f"\n{len(names)} mutants on {', '.join(sims)} in {time.monotonic() - start:.0f} s; "
+          f"table: {args.out / 'mutants.md'}")
+    problems = mutation.verdict(results)
+    for line in problems:
+        print(f"FAIL {line}", file=sys.stderr)
+    return 1 if problems else 0
+
+
 def _add_dut_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--dut", action="append", metavar="FILES",
                    help="another implementation's Verilog/SystemVerilog sources (comma-separated "
@@ -504,6 +553,19 @@ def main(argv: list[str] | None = None) -> int:
     _add_config_options(describe, names_default=False)
     describe.add_argument("--out", type=Path)
     describe.set_defaults(func=_describe)
+    mutants = sub.add_parser(
+        "mutants", help="prove the suite catches bugs: run every mutant of the device through --dut",
+        description="Each mutant (tb/mutants.py) is this device with one deliberate bug against "
+                    "one requirement. Each goes through `conformance --dut` with its tests; it is "
+                    "caught when the report fails that requirement. The unmutated device, sent "
+                    "the same way, must pass. Exits 1 when a mutant is not caught or a control "
+                    "fails; writes OUT/mutants.md and OUT/mutants.json.")
+    mutants.add_argument("--sim", default="verilator,icarus",
+                         help="comma-separated simulators (default %(default)s)")
+    mutants.add_argument("--only", metavar="NAMES", help="comma-separated mutants (default: all)")
+    mutants.add_argument("--jobs", type=int, default=2, help="runs at a time (default %(default)s)")
+    mutants.add_argument("--out", type=Path, default=Path("build/mutants"))
+    mutants.set_defaults(func=_mutants)
     verilog = sub.add_parser("verilog", help="write the device as a Verilog file")
     _add_config_options(verilog, names_default=False)
     verilog.add_argument("--out", type=Path, default=Path("build/virtio_gpio.v"))
