@@ -25,8 +25,7 @@ def test_rtl_matches_the_golden_model(sim, name, seed):
     require_simulator(sim)
     rerun = f"make sim SIM={sim} ARGS='--config {name} --seed {seed}'"
     print(f"{name}, seed {seed} on {sim} (rerun: {rerun})")
-    outcome = regression.run_config(name, configs.REGRESSION[name], seed=seed, out=lambda _: None,
-                                    simulator_name=sim)
+    outcome = _run(sim, name, seed)
     summary = regression.format_summary([outcome])
     assert outcome.tests, f"no test ran ({name}, seed {seed}; rerun: {rerun})\n{summary}"
     assert not outcome.failed, (f"{name}, seed {seed}: {len(outcome.failed)} cocotb tests failed\n"
@@ -35,11 +34,23 @@ def test_rtl_matches_the_golden_model(sim, name, seed):
     if sim != "verilator":
         # The testbench and the device are deterministic: a race between the testbench and the
         # clock, or an X where Verilator has 0, would show as a different duration.
-        reference = regression.run_config(name, configs.REGRESSION[name], seed=seed,
-                                          out=lambda _: None)
+        reference = _run("verilator", name, seed)
         ours, theirs = _durations(outcome.junit_path), _durations(reference.junit_path)
         differ = {t: (theirs[t], ours.get(t)) for t in theirs if theirs[t] != ours.get(t)}
         assert not differ, f"{name}: test durations in ns (Verilator, {sim}) differ: {differ}"
+
+
+_outcomes: dict[tuple[str, str, int], regression.ConfigOutcome] = {}
+
+
+def _run(sim: str, name: str, seed: int) -> regression.ConfigOutcome:
+    """One run per simulator, configuration and seed in a session: the Icarus cases compare with
+    the Verilator run of the same seed, which has usually run just before."""
+    key = (sim, name, seed)
+    if key not in _outcomes:
+        _outcomes[key] = regression.run_config(name, configs.REGRESSION[name], seed=seed,
+                                               out=lambda _: None, simulator_name=sim)
+    return _outcomes[key]
 
 
 def _durations(junit) -> dict[str, str]:
