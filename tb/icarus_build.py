@@ -24,8 +24,8 @@ from pathlib import Path
 from cocotb_tools.runner import Icarus
 
 from .simulator import (
-    Build, BuildError, RunResult, SimulationError, SimulatorMissing, build_directory, finish,
-    include_dirs, is_built, junit_and_log, python_module, results, source_paths, tail,
+    Build, BuildError, RunResult, SimulatorMissing, build_directory, collect, finish,
+    include_dirs, is_built, junit_and_log, python_module, source_paths, tail,
     test_env,
 )
 
@@ -118,17 +118,11 @@ def run(build: Build, test_module: str, *, testcase=None, seed: int | None = Non
     runner = _Icarus(python_path)
     junit, log = junit_and_log(build, module, testcase, junit_path)
     waves_file = build.directory / f"{junit.stem}.fst" if waves else None
-    try:
+
+    def test():
         runner.test(test_module=module, hdl_toplevel=build.toplevel, hdl_toplevel_lang="verilog",
-                    build_dir=build.directory, test_dir=build.directory,
-                    seed=seed, extra_env=test_env(testcase, extra_env), results_xml=str(junit),
-                    log_file=log, waves=waves,
-                    timescale=TIMESCALE,
+                    build_dir=build.directory, test_dir=build.directory, seed=seed,
+                    extra_env=test_env(testcase, extra_env), results_xml=str(junit), log_file=log,
+                    waves=waves, timescale=TIMESCALE,
                     plusargs=[f"+dumpfile_path={waves_file}"] if waves_file else [])
-    except SystemExit:
-        pass  # the runner exits when tests fail under pytest; the results file tells us more
-    except RuntimeError as e:
-        raise SimulationError(f"{e}; last lines of {log}:\n{tail(log)}") from None
-    if not junit.is_file():
-        raise SimulationError(f"the simulation wrote no results file; last lines of {log}:\n{tail(log)}")
-    return RunResult(*results(junit), junit, log, waves_file)
+    return collect(test, junit, log, waves_file)

@@ -184,6 +184,20 @@ def test_env(testcase, extra_env: dict | None) -> dict[str, str]:
     return env
 
 
+def collect(run, junit: Path, log: Path, waves_file: Path | None) -> RunResult:
+    """Call ``run`` (a cocotb runner's ``test``), then read the results file it wrote: failing
+    tests do not raise, a simulator that ends without results does (``SimulationError``)."""
+    try:
+        run()
+    except SystemExit:
+        pass  # the runner exits when tests fail under pytest; the results file tells us more
+    except RuntimeError as e:
+        raise SimulationError(f"{e}; last lines of {log}:\n{tail(log)}") from None
+    if not junit.is_file():
+        raise SimulationError(f"the simulation wrote no results file; last lines of {log}:\n{tail(log)}")
+    return RunResult(*results(junit), junit, log, waves_file)
+
+
 def python_module(test_module: str) -> tuple[str, list[str]]:
     """A test module given as a module name, or as the path of a ``.py`` file (whose folder then
     goes on the simulator's Python path): (module name, extra Python path)."""

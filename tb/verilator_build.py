@@ -41,9 +41,9 @@ import cocotb
 from cocotb_tools.runner import Verilator
 
 from .simulator import (
-    Build, BuildError, RunResult, SimulationError, SimulatorMissing, build_directory, finish,
-    header_ports, include_dirs, is_built, junit_and_log, python_module, results, source_paths, tail,
-    test_env,
+    Build, BuildError, RunResult, SimulationError, SimulatorMissing, build_directory, collect,
+    finish, header_ports, include_dirs, is_built, junit_and_log, python_module, source_paths,
+    tail, test_env,
 )
 
 _TRACE_ARGS = {"fst": ["--trace-fst", "--trace-structs"], "vcd": ["--trace", "--trace-structs"]}
@@ -234,18 +234,13 @@ def run(build: Build, test_module: str, *, testcase=None, seed: int | None = Non
     module, runner._python_path = python_module(test_module)
     junit, log = junit_and_log(build, module, testcase, junit_path)
     waves_file = build.directory / f"{junit.stem}.{build.trace}" if waves else None
-    try:
+
+    def test():
         runner.test(test_module=module, hdl_toplevel=build.toplevel, hdl_toplevel_lang="verilog",
                     build_dir=build.directory, test_dir=build.directory, seed=seed,
                     extra_env=test_env(testcase, extra_env), results_xml=str(junit), log_file=log,
                     test_args=["--trace-file", str(waves_file)] if waves_file else [])
-    except SystemExit:
-        pass  # the runner exits when tests fail under pytest; the results file tells us more
-    except RuntimeError as e:
-        raise SimulationError(f"{e}; last lines of {log}:\n{tail(log)}") from None
-    if not junit.is_file():
-        raise SimulationError(f"the simulation wrote no results file; last lines of {log}:\n{tail(log)}")
-    return RunResult(*results(junit), junit, log, waves_file)
+    return collect(test, junit, log, waves_file)
 
 
 def main(argv=None) -> int:

@@ -479,7 +479,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="virtio-gpio", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
-    sim = sub.add_parser("sim", help="run the Verilator conformance regression")
+    sim = sub.add_parser("sim", help="run the conformance regression of this project's device")
     sim.add_argument("--config", help="comma-separated regression configurations (default: all)")
     sim.add_argument("--test", help="run only this cocotb test (its function name)")
     sim.add_argument("--seed", type=int, default=1, help="random seed (default %(default)s)")
@@ -488,10 +488,12 @@ def main(argv: list[str] | None = None) -> int:
     sim.set_defaults(func=_sim)
     conformance = sub.add_parser(
         "conformance", help="run the regression over seeds and report a verdict per requirement",
-        description="Runs every conformance test of each configuration once per seed and writes "
-                    "a report per configuration under OUT/<config>/ (report.md, report.json, "
-                    "junit.xml): one row per requirement ID with its level and verdict. Exits 1 "
-                    "when a MUST row fails or is not tested.")
+        description="Runs every conformance test of each configuration (or of the external "
+                    "--dut) once per seed, then a short random campaign, and writes a report per "
+                    "configuration under OUT/<config>/ (OUT/<config>-icarus/ on Icarus: "
+                    "report.md, report.json, junit.xml): one row per requirement ID with its level "
+                    "and verdict. Exits 1 when a MUST row fails or is not tested, or a campaign "
+                    "seed fails; 2 when the DUT, its description or the simulator is unusable.")
     conformance.add_argument("--config", action="append", metavar="NAME",
                              help="a regression configuration (repeatable or comma-separated; "
                                   "default: every regression configuration)")
