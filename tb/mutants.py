@@ -15,7 +15,6 @@ Command line: ``python -m virtio_gpio.tb.mutants`` lists the mutants;
 
 import argparse
 import hashlib
-import os
 import shutil
 import subprocess
 import sys
@@ -86,6 +85,36 @@ _MUTANTS = [
            "                m.d.sync += interrupt_status[0].eq(1)\n"
            "        with m.If(eng.used_buffer):",
            "small", ("malformed_chains_end_in_device_needs_reset",)),
+    Mutant("live_without_driver_ok", "GEN-1",
+           "The device serves a ready queue once FEATURES_OK is set, without waiting for DRIVER_OK.",
+           "registers.py",
+           "live = (self._has(DeviceStatus.DRIVER_OK) & features_ok",
+           "live = (features_ok",
+           "small", ("no_ring_access_before_driver_ok_or_queue_ready",)),
+    Mutant("status_write_keeps_only_new_bits", "MMIO-12",
+           "A Status write keeps only the bits it newly sets and drops those set before.",
+           "registers.py",
+           "m.d.sync += status.eq(status | new | Mux(",
+           "m.d.sync += status.eq(new | Mux(",
+           "small", ("reset_clears_queues_interrupts_and_lines",)),
+    Mutant("device_features_sel2_reads_high_word", "MMIO-11",
+           "DeviceFeatures with DeviceFeaturesSel 2 or above shows the high feature word, not 0.",
+           "registers.py",
+           "Array([offered & 0xFFFF_FFFF, offered >> 32, 0])[self.device_features_sel]",
+           "Array([offered & 0xFFFF_FFFF, offered >> 32, offered >> 32])[self.device_features_sel]",
+           "small", ("every_register_offset_at_every_width",)),
+    Mutant("queue_sel_low_bit_only", "MMIO-9",
+           "QueueSel keeps only its low bit, so queue indices 2 and above alias the two real queues.",
+           "registers.py",
+           "m.d.sync += self.queue_sel.eq(self._clamp2(value))",
+           "m.d.sync += self.queue_sel.eq(value[0])",
+           "small", ("every_register_offset_at_every_width",)),
+    Mutant("shm_base_high_reads_zero", "MMIO-14",
+           "SHMBaseHigh reads 0 instead of all ones.",
+           "registers.py",
+           "for reg in (Reg.SHM_LEN_LOW, Reg.SHM_LEN_HIGH, Reg.SHM_BASE_LOW, Reg.SHM_BASE_HIGH):",
+           "for reg in (Reg.SHM_LEN_LOW, Reg.SHM_LEN_HIGH, Reg.SHM_BASE_LOW):",
+           "small", ("every_register_offset_at_every_width",)),
     # -- the virtqueue engine -----------------------------------------------------------------
     Mutant("used_len_one_too_many", "VQ-10",
            "The used element of a requestq reply claims one byte more than the device wrote.",
@@ -159,6 +188,19 @@ _MUTANTS = [
            "m.d.comb += rd.addr.eq(byte - 1)",
            "m.d.comb += rd.addr.eq(byte)",
            "wide", ("linux_probe_modern_config_reads", "names_reply_and_short_reply_buffers")),
+    Mutant("no_event_idx_reads_used_event", "VQ-5",
+           "Without EVENT_IDX the device takes NO_INTERRUPT from used_event instead of avail.flags.",
+           "virtqueue_engine.py",
+           "offset = Mux(tr.event_idx_negotiated, geo.used_event, 0)",
+           "offset = geo.used_event",
+           "plain", ("notification_suppression_and_spurious_notifies",)),
+    Mutant("eventq_gpio_at_request_offset", "GPIO-19",
+           "eventq buffers are matched to lines by bytes 2-3 (where a requestq message has its "
+           "gpio) instead of bytes 0-1.",
+           "virtqueue_engine.py",
+           "m.d.comb += [gr.gpio.eq(Mux(q == QueueIndex.EVENTQ, irq_request.gpio, request.gpio)),",
+           "m.d.comb += [gr.gpio.eq(request.gpio),",
+           "small", ("events_on_every_line_are_all_delivered",)),
     # -- the GPIO bank ------------------------------------------------------------------------
     Mutant("edges_not_latched_while_masked", "GPIO-16",
            "An edge is latched only while the line holds an eventq buffer, so edges while masked "
@@ -231,6 +273,26 @@ _MUTANTS = [
            "m.d.comb += [ok.eq(req.irq_negotiated & valid_irq_type",
            "m.d.comb += [ok.eq(valid_irq_type",
            "small", ("set_irq_type_is_refused_without_f_irq",)),
+    Mutant("due_without_buffer", "GPIO-15",
+           "A line with a latched edge is due even when it holds no eventq buffer, so the device "
+           "returns a buffer it does not have.",
+           "gpio_bank.py",
+           "m.d.comb += due[i].eq(line.held & (line.edge_latched | level_i))",
+           "m.d.comb += due[i].eq(line.edge_latched | level_i)",
+           "small", ("edge_types_latch_while_masked_and_deliver_once",)),
+    Mutant("get_value_on_unused_line_ok", "GPIO-2",
+           "GET_VALUE on a line whose direction is NONE answers OK with the pin level, not ERR.",
+           "gpio_bank.py",
+           "m.d.comb += [ok.eq(direction != Direction.NONE),",
+           "m.d.comb += [ok.eq(1),",
+           "small", ("every_message_with_valid_and_invalid_arguments",)),
+    Mutant("set_direction_reply_echoes_value", "GPIO-11",
+           "The reply to SET_DIRECTION carries the direction just set instead of 0.",
+           "gpio_bank.py",
+           "m.d.comb += [ok.eq(valid_direction & ~refused), updated.direction.eq(d.value)]",
+           "m.d.comb += [ok.eq(valid_direction & ~refused), updated.direction.eq(d.value),\n"
+           "                             reply_value.eq(d.value)]",
+           "small", ("every_message_with_valid_and_invalid_arguments",)),
 ]
 
 MUTANTS: dict[str, Mutant] = {m.name: m for m in _MUTANTS}
@@ -264,7 +326,9 @@ def _copy_sources(into: Path) -> Path:
 
 def patched_sources(mutant: Mutant, into: Path) -> Path:
     """Copy the installed package's hdl/ and model/ (and virtio_gpio/__init__.py) into
-    ``into``/virtio_gpio/..., apply the replacement, return ``into`` (an import root)."""
+    ``into``/virtio_gpio/..., apply the replacement, return ``into`` (an import root).
+
+    ``into`` must not hold a virtio_gpio package yet (FileExistsError): a copy is never reused."""
     into = Path(into)
     target = _copy_sources(into) / "hdl" / mutant.file
     if not target.is_file():
@@ -279,7 +343,8 @@ def patched_sources(mutant: Mutant, into: Path) -> Path:
 
 
 # Run in the subprocess: import from the copy (checking that nothing came from elsewhere) and print
-# the Verilog of the configuration read as JSON from stdin.
+# the Verilog of the configuration read as JSON from stdin. tb/ is not copied: tb.configs comes from
+# the installed package, and imports the model already loaded from the copy.
 _GENERATE = r"""
 import sys
 from pathlib import Path
@@ -302,8 +367,7 @@ def _generate(root: Path, config: DeviceConfig) -> str:
     # -I: no PYTHONPATH, no current directory on sys.path (site-packages, and so the editable
     # finder, stay: the copy comes first on sys.path, so it wins for hdl and model).
     done = subprocess.run([sys.executable, "-I", "-B", "-c", _GENERATE, str(root)],
-                          input=configs.to_json(config), capture_output=True, text=True,
-                          cwd=root, env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1"})
+                          input=configs.to_json(config), capture_output=True, text=True, cwd=root)
     if done.returncode != 0:
         raise MutantError(f"generating the Verilog under {root} failed:\n{done.stderr[-3000:]}")
     return done.stdout
@@ -378,9 +442,9 @@ def main(argv=None) -> int:
             print(f"{m.name:40} {m.requirement:8} {m.config:6} {m.description}")
         return 0
     try:
-        config = configs.REGRESSION[args.config or MUTANTS[args.name].config] \
-            if args.name in MUTANTS else configs.SMALL
-        verilog = mutant_verilog(args.name, config)
+        if args.name not in MUTANTS:
+            raise MutantError(f"no mutant {args.name!r}; the mutants are {', '.join(MUTANTS)}")
+        verilog = mutant_verilog(args.name, configs.REGRESSION[args.config or MUTANTS[args.name].config])
     except MutantError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

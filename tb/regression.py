@@ -170,7 +170,10 @@ def run_config(name: str, config: DeviceConfig, *, build_dir: Path = DEFAULT_BUI
     test_modules = ",".join(f"{PACKAGE}.{m}" for m in modules)
     out(f"   running {len(modules)} conformance modules (seed {seed})...")
     start = time.monotonic()
-    junit = work / ("results.xml" if seed == 1 else f"results-seed{seed}.xml")
+    # An external DUT's results go into its own build directory (named by its sources' hash), so
+    # that several DUTs with one top-module name (the mutants) can run at once.
+    results_dir = built.directory if dut is not None and dut.external else work
+    junit = results_dir / ("results.xml" if seed == 1 else f"results-seed{seed}.xml")
     result = simulator.run(built, test_modules, testcase=testcase, seed=seed, extra_env=env,
                            junit_path=junit, waves=waves)
     outcome.run_seconds = time.monotonic() - start
