@@ -234,6 +234,43 @@ async def notification_suppression_and_spurious_notifies(dut):
             break
 
 
+@conformance_test("VQ-7", "VQ-8", "C-5", needs=("offer_event_idx",))
+async def used_event_ahead_holds_the_interrupt_back_until_used_idx_passes_it(dut):
+    """With EVENT_IDX, the driver sets used_event a few completions ahead (as Linux's
+    virtqueue_enable_cb_delayed does) and sends requests one at a time, reaping nothing: no
+    interrupt until used.idx passes used_event, then exactly one. The driver's own reaping always
+    puts used_event at the next completion, so only a driver that moves it ahead can tell a device
+    that honours it from one that notifies at every completion."""
+    env = await DeviceEnv.start(dut)
+    drv = env.driver()
+    ahead = 3  # notify once used.idx passes start + 3: at the 4th completion
+
+    def scenario():
+        drv.probe()
+        vq = drv.vqs[QueueIndex.REQUESTQ]
+        assert vq.event_idx, "EVENT_IDX was not negotiated"
+        start = vq.last_used_idx
+        env.memory.write_u16(vq.avail_addr + vq.geometry.used_event, (start + ahead) & 0xFFFF)
+        rises = env.irq_monitor.rises
+        pendings = []
+        for n in range(1, ahead + 2):
+            pendings.append(drv.submit(MsgType.GET_DIRECTION, 0, req=env.memory.alloc(8, 64),
+                                       res=env.memory.alloc(2, 64)))
+            done = (start + n) & 0xFFFF
+            for _ in range(drv.timeout_steps):  # the driver's poll would take the interrupt
+                if env.memory.read_u16(vq.used_addr + RING_IDX_OFFSET) == done:
+                    break
+                env.transport.advance()
+            assert env.memory.read_u16(vq.used_addr + RING_IDX_OFFSET) == done, f"request {n} not used"
+            want = 1 if n == ahead + 1 else 0
+            assert env.irq_monitor.rises - rises == want, (
+                f"{env.irq_monitor.rises - rises} interrupts after {n} completions with used_event "
+                f"{ahead} ahead, not {want}")
+        drv.handle_interrupt()
+        assert all(p.done for p in pendings)
+    await env.run(scenario)
+
+
 @conformance_test("VQ-14", "GPIO-8", "C-5")
 async def batch_of_64_requests_behind_one_notify(dut):
     env = await DeviceEnv.start(dut, stall_probability=0.1)

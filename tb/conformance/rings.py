@@ -242,8 +242,10 @@ async def bus_errors_on_every_kind_of_access(dut):
         await env.run(scenario)
 
 
-@conformance_test("GEN-4", "DRV-5", "C-6")
+@conformance_test("GEN-4", "DRV-5", "MMIO-13", "C-6")
 async def an_error_before_driver_ok_is_announced_when_driver_ok_is_set(dut):
+    """A device error before DRIVER_OK sets DEVICE_NEEDS_RESET at once and raises the
+    configuration-change interrupt when DRIVER_OK is set; the irq line follows that bit alone."""
     env = await DeviceEnv.start(dut)
     t = env.transport
 
@@ -261,7 +263,10 @@ async def an_error_before_driver_ok_is_announced_when_driver_ok_is_set(dut):
         assert t.read(Reg.INTERRUPT_STATUS) == 0, "config interrupt before DRIVER_OK"
         t.write(Reg.STATUS, status | DeviceStatus.DRIVER_OK)
         assert t.read(Reg.INTERRUPT_STATUS) == InterruptStatus.CONFIG_CHANGE
-        assert env.transport.irq
+        assert env.transport.irq, "irq low while InterruptStatus is CONFIG_CHANGE"
+        t.write(Reg.INTERRUPT_ACK, InterruptStatus.CONFIG_CHANGE)
+        assert t.read(Reg.INTERRUPT_STATUS) == 0
+        assert not env.transport.irq, "irq high while InterruptStatus is 0"
     await env.run(scenario)
 
 
