@@ -64,11 +64,23 @@ def describe() -> dict[str, str]:
 
 
 class _Icarus(Icarus):
-    """cocotb's Icarus runner, with test modules found on an extra Python path too."""
+    """cocotb's Icarus runner, with test modules found on an extra Python path too, and a waves
+    dump module in Verilog-2005 (cocotb's declares a SystemVerilog ``string``)."""
 
     def __init__(self, python_path: list[str] = ()):
         self._python_path = list(python_path)
         super().__init__()
+
+    def _create_iverilog_dump_file(self) -> None:
+        self.iverilog_dump_file.write_text(
+            "module cocotb_iverilog_dump();\n"
+            "reg [8*4096-1:0] path;  // the file the run names with +dumpfile_path=\n"
+            "initial begin\n"
+            '    if ($value$plusargs("dumpfile_path=%s", path)) $dumpfile(path);\n'
+            f'    else $dumpfile("{self.build_dir / (self.hdl_toplevel + ".fst")}");\n'
+            f"    $dumpvars(0, {self.hdl_toplevel});\n"
+            "end\n"
+            "endmodule\n")
 
     def _set_env_test(self) -> None:
         super()._set_env_test()

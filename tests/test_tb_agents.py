@@ -1,6 +1,7 @@
-"""The testbench agents (``virtio_gpio.tb``) and the Verilator layer, proven in simulation: the
-DmaLoopback fixture is built with ``tb/verilator_build.py`` and ``tests/agents/test_agents_cocotb.py``
-runs against it, once per bus configuration. Builds are cached under ``build/sim``."""
+"""The testbench agents (``virtio_gpio.tb``) and the simulator layer, proven in simulation: the
+DmaLoopback fixture is built with ``tb/verilator_build.py`` (and on Icarus through
+``tb/simulator.py``) and ``tests/agents/test_agents_cocotb.py`` runs against it, once per bus
+configuration. Builds are cached under ``build/sim``."""
 
 import warnings
 from pathlib import Path
@@ -8,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from agents.loopback_dut import DmaLoopback, to_verilog
+from conftest import require_simulator
 from virtio_gpio.tb import simulator, verilator_build
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -83,3 +85,22 @@ def test_waves_are_written_into_the_build_directory(tmp_path):
     assert result.failed == 0 and result.passed == 1, result.summary()
     assert result.waves_path == build.directory / f"waves.{build.trace}"
     assert result.waves_path.read_bytes().startswith(WAVES_FILE_START[build.trace])
+
+
+@pytest.mark.parametrize("name", CONFIGS)
+def test_the_agents_pass_on_icarus_too(name, tmp_path):
+    require_simulator("icarus")
+    build = simulator.build("icarus", loopback_verilog(name), TOPLEVEL, BUILD_ROOT)
+    result = simulator.run(build, str(AGENT_TESTS), seed=SEED, junit_path=tmp_path / "agents.xml")
+    assert result.failed == 0 and result.passed > 0, result.summary()
+
+
+def test_icarus_writes_waves_where_the_run_says(tmp_path):
+    require_simulator("icarus")
+    build = simulator.build("icarus", loopback_verilog("addr32-data32"), TOPLEVEL, BUILD_ROOT,
+                            waves=True)
+    result = simulator.run(build, str(AGENT_TESTS), testcase="axi_lite_master",
+                           junit_path=tmp_path / "waves.xml", waves=True)
+    assert result.failed == 0 and result.passed == 1, result.summary()
+    assert result.waves_path == build.directory / "waves.fst"
+    assert result.waves_path.read_bytes().startswith(WAVES_FILE_START["fst"])
