@@ -132,7 +132,9 @@ def format_table(results: list[dict]) -> str:
     controls = [r for r in results if r["mutant"] == CONTROL]
     if controls:
         lines.append("")
-        lines += [f"Unmutated device, {r['config']} on {r['simulator']}: "
-                  f"{'all ' + str(len(r['tests'])) + ' tests pass' if r['passed'] else 'FAILS ' + ', '.join(r['failed_tests'])}."
-                  for r in controls]
+        for r in controls:
+            n = len(r["tests"])
+            verdict = ((f"all {n} tests pass" if n > 1 else "its test passes") if r["passed"]
+                       else "FAILS " + ", ".join(r["failed_tests"]))
+            lines.append(f"Unmutated device, {r['config']} on {r['simulator']}: {verdict}.")
     return "\n".join(lines)
