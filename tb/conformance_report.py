@@ -197,11 +197,11 @@ def to_markdown(report: Report) -> str:
     sim = report.simulator
     counts = "; ".join(f"{level}: " + ", ".join(f"{n} {v}" for v, n in c.items() if n)
                        for level, c in report.counts().items())
-    sim_option = "" if report.sim == "verilator" else f" --sim {report.sim}"
+    sim_option = "" if report.sim == "verilator" else f" SIM={report.sim}"
     d = report.dut
-    rerun = (f"make sim ARGS='--config {report.name} --seed N{sim_option}'" if not d.get("sources")
-             else f"make conformance DUT={','.join(d['sources'])} TOP={d['toplevel']} "
-                  f"DUT_CONFIG={d['description']} ARGS='--seeds N{sim_option}'")
+    rerun = (f"make sim{sim_option} ARGS='--config {report.name} --seed N'" if not d.get("sources")
+             else f"make conformance{sim_option} DUT={','.join(d['sources'])} TOP={d['toplevel']} "
+                  f"DUT_CONFIG={d['description']} ARGS='--seeds N'")
     lines = [
         f"# Conformance report: `{report.name}` on {sim['name']}",
         "",

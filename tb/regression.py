@@ -52,6 +52,7 @@ class ConfigOutcome:
     config: DeviceConfig
     seed: int = 1
     simulator: str = DEFAULT_SIMULATOR
+    dut: Dut | None = None  # an external implementation, if that is what ran
     tests: list[TestOutcome] = field(default_factory=list)
     build_seconds: float = 0.0
     build_cached: bool = False
@@ -140,7 +141,7 @@ def run_config(name: str, config: DeviceConfig, *, build_dir: Path = DEFAULT_BUI
     modules once with ``seed``. ``testcase``: one test's name, or several comma-separated. The
     JUnit XML goes to the work directory's ``results.xml`` for seed 1 and ``results-seed<N>.xml``
     otherwise, so the runs of several seeds do not overwrite each other."""
-    outcome = ConfigOutcome(name, config, seed, simulator_name)
+    outcome = ConfigOutcome(name, config, seed, simulator_name, dut if dut and dut.external else None)
     if testcase is not None:
         # cocotb runs a test named on its own even when it is marked skip; a test that does not
         # apply to this configuration is reported as skipped here instead.
@@ -216,6 +217,12 @@ def format_summary(outcomes: list[ConfigOutcome]) -> str:
 def rerun_hint(outcome: ConfigOutcome, seed: int | None = None) -> str:
     seed = outcome.seed if seed is None else seed
     tests = " ".join(f"--test {t.name.split('.')[-1]}" for t in outcome.failed[:1])
-    sim = "" if outcome.simulator == DEFAULT_SIMULATOR else f" --sim {outcome.simulator}"
-    return (f"rerun with waves: make sim ARGS='--config {outcome.name} --seed {seed} {tests} --waves{sim}'"
+    sim = "" if outcome.simulator == DEFAULT_SIMULATOR else f" SIM={outcome.simulator}"
+    if outcome.dut is not None:
+        d = outcome.dut
+        names = ",".join(t.name.split(".")[-1] for t in outcome.failed[:1])
+        return (f"rerun: make conformance{sim} DUT={','.join(map(str, d.sources))} TOP={d.toplevel} "
+                f"DUT_CONFIG={d.description} ARGS='--seeds {seed} --tests {names} "
+                f"--campaign-seeds 0'  (log: {outcome.log_path})")
+    return (f"rerun with waves: make sim{sim} ARGS='--config {outcome.name} --seed {seed} {tests} --waves'"
             f"  (log: {outcome.log_path})")

@@ -160,3 +160,16 @@ def test_an_undefined_output_after_reset_is_named(tmp_path, capsys):
     log = max((DEFAULT_BUILD_DIR / "fake-icarus").glob("*/results.log"),
               key=lambda p: p.stat().st_mtime).read_text()
     assert "the DUT drives undefined values (X or Z) on m_axi_arvalid" in log
+
+
+def test_a_failing_external_run_says_how_to_rerun_it():
+    from pathlib import Path
+
+    from virtio_gpio.tb import regression
+    target = dut.Dut("fake", configs.SMALL, (Path("a.v"), Path("b.sv")), "fake", Path("d.toml"))
+    outcome = regression.ConfigOutcome("fake", configs.SMALL, 2, "icarus", target)
+    outcome.tests.append(regression.TestOutcome("probe.linux_probe_modern_config_reads", "FAIL", 1,
+                                                1.0, ("MMIO-1",), 2))
+    assert regression.rerun_hint(outcome).startswith(
+        "rerun: make conformance SIM=icarus DUT=a.v,b.sv TOP=fake DUT_CONFIG=d.toml "
+        "ARGS='--seeds 2 --tests linux_probe_modern_config_reads --campaign-seeds 0'")
