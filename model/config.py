@@ -9,6 +9,17 @@ from .constants import (
 from .layouts import GpioConfig
 
 
+# The features a configuration may offer or not, and the parameter that decides each (VERSION_1 is
+# always offered; contract §2).
+OPTIONAL_FEATURES = {
+    Feature.GPIO_F_IRQ: "offer_irq",
+    Feature.RING_INDIRECT_DESC: "offer_indirect_desc",
+    Feature.RING_EVENT_IDX: "offer_event_idx",
+    Feature.ACCESS_PLATFORM: "offer_access_platform",
+    Feature.ORDER_PLATFORM: "offer_order_platform",
+}
+
+
 class ConfigError(ValueError):
     """A device parameter is out of range; the message names the parameter and the allowed values."""
 
@@ -88,14 +99,8 @@ class DeviceConfig:
     @property
     def offered_features(self) -> int:
         """The 64-bit DeviceFeatures value (device contract §2)."""
-        bits = [Feature.VERSION_1]
-        for offered, bit in ((self.offer_irq, Feature.GPIO_F_IRQ),
-                             (self.offer_indirect_desc, Feature.RING_INDIRECT_DESC),
-                             (self.offer_event_idx, Feature.RING_EVENT_IDX),
-                             (self.offer_access_platform, Feature.ACCESS_PLATFORM),
-                             (self.offer_order_platform, Feature.ORDER_PLATFORM)):
-            if offered:
-                bits.append(bit)
+        bits = [Feature.VERSION_1] + [bit for bit, parameter in OPTIONAL_FEATURES.items()
+                                      if getattr(self, parameter)]
         return sum(1 << b for b in bits)
 
     @property

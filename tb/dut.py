@@ -25,17 +25,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from virtio_gpio.hdl.device import TOP_MODULE_NAME, port_table
-from virtio_gpio.model.config import ConfigError, DeviceConfig
+from virtio_gpio.model.config import OPTIONAL_FEATURES, ConfigError, DeviceConfig
 from virtio_gpio.model.constants import Direction
+
 # The feature bits a description may list: those the golden model implements (contract §2).
-DESCRIBABLE_FEATURES = {
-    "VERSION_1": None,  # always offered
-    "GPIO_F_IRQ": "offer_irq",
-    "RING_INDIRECT_DESC": "offer_indirect_desc",
-    "RING_EVENT_IDX": "offer_event_idx",
-    "ACCESS_PLATFORM": "offer_access_platform",
-    "ORDER_PLATFORM": "offer_order_platform",
-}
+DESCRIBABLE_FEATURES = {"VERSION_1": None} | {f.name: p for f, p in OPTIONAL_FEATURES.items()}
 _REQUIRED = ("ngpio", "queue_size_max", "dma_addr_width", "dma_data_width", "features")
 _OPTIONAL = ("line_names", "reset_direction", "vendor_id")
 _DIRECTIONS = {"in": Direction.IN, "none": Direction.NONE}
