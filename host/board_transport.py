@@ -9,7 +9,7 @@ Guest memory is the board's on-chip RAM: the driver allocates rings and buffers 
 
 import time
 
-from ..hdl.boards.board_top import MEMORY_BASE, REGISTERS_BASE
+from ..hdl.boards.host_map import MEMORY_BASE, REGISTERS_BASE
 from ..model.memory import GuestMemory, MemoryAccessError
 from .bridge_client import WORD, BridgeClient
 

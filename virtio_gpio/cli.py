@@ -431,10 +431,11 @@ def _synth(args: argparse.Namespace) -> int:
 
 
 def _board(args: argparse.Namespace) -> int:
+    # Host code only: this runs where the gateware toolchain is not installed.
+    from .hdl.boards.host_map import BOARD_LINKS as BOARDS
     from .host.board_transport import BridgeTransport
     from .host.bridge_client import BridgeClient, BridgeError
     from .model.driver.linux_gpio import LinuxVirtioGpioDriver, ProbeError
-    from .synth.targets import BOARDS
     try:
         import serial
     except ImportError:

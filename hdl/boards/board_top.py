@@ -2,12 +2,8 @@
 port on an on-chip guest memory, and its register window and that memory reachable from a host PC
 through a UART-to-AXI4-Lite bridge, so that the host can act as the virtio driver.
 
-Host address map (what the bridge's READ/WRITE addresses mean):
-
-========================  ==========================================================
-``REGISTERS_BASE``        the device's 4 KiB virtio-mmio register window
-``MEMORY_BASE``           the guest memory; host offset k is guest-physical address k
-========================  ==========================================================
+The host address map (what the bridge's READ/WRITE addresses mean) and each board's baud rate and
+memory size are in ``host_map.py``, which the host software reads too.
 
 The device sees the guest memory at guest-physical address 0 (its DMA addresses are offsets into
 it); a DMA address beyond the memory gets DECERR, as unmapped memory would on a real SoC.
@@ -27,11 +23,8 @@ from ..registers import REGISTER_DATA_WIDTH
 from ..soc.axi_lite_decoder import AxiLiteDecoder
 from ..soc.guest_ram import GuestRam
 from ..soc.uart_bridge import UartBusBridge
+from .host_map import DEFAULT_BAUD, HOST_ADDR_WIDTH, MEMORY_BASE, REGISTERS_BASE
 
-REGISTERS_BASE = 0x0000_0000
-MEMORY_BASE = 0x1000_0000
-HOST_ADDR_WIDTH = 32
-DEFAULT_BAUD = 115_200
 SYSTEM_INSTANCE = "system"
 DEVICE_INSTANCE = "device"
 

@@ -4,6 +4,7 @@ on-board button, three PMOD LEDs and two PMOD buttons; the host on the FTDI UART
 from amaranth_boards.icebreaker import ICEBreakerPlatform
 
 from .board_top import Board, LineKind, LinePin
+from .host_map import BOARD_LINKS
 
 OUT, IN = LineKind.OUTPUT, LineKind.INPUT
 
@@ -23,5 +24,6 @@ ICEBREAKER = Board(
         LinePin("PMOD_LED4", OUT, "led", 4),
         LinePin("PMOD_BTN1", IN, "button", 1), LinePin("PMOD_BTN2", IN, "button", 2),
     ),
-    memory_bytes=8192,  # 16 of the 30 EBRs
+    memory_bytes=BOARD_LINKS["icebreaker"].memory_bytes,
+    baud=BOARD_LINKS["icebreaker"].baud,
 )

@@ -5,6 +5,7 @@ from amaranth.build import Attrs, Pins, Resource
 from amaranth_boards.ulx3s import ULX3S_85F_Platform
 
 from .board_top import Board, LineKind, LinePin
+from .host_map import BOARD_LINKS
 
 OUT, IN, INOUT = LineKind.OUTPUT, LineKind.INPUT, LineKind.INOUT
 HEADER = "gpio_header"
@@ -20,7 +21,8 @@ ULX3S = Board(
         LinePin("BTN_LEFT", IN, "button_left"), LinePin("BTN_RIGHT", IN, "button_right"),
         LinePin("GP0", INOUT, HEADER, 0), LinePin("GN0", INOUT, HEADER, 1),
     ),
-    memory_bytes=16384,  # 8 of the 208 DP16KD blocks
+    memory_bytes=BOARD_LINKS["ulx3s"].memory_bytes,
+    baud=BOARD_LINKS["ulx3s"].baud,
     extra_resources=(
         Resource(HEADER, 0, Pins("0+", dir="io", conn=("gpio", 0)), Attrs(IO_TYPE="LVCMOS33")),
         Resource(HEADER, 1, Pins("0-", dir="io", conn=("gpio", 0)), Attrs(IO_TYPE="LVCMOS33")),
