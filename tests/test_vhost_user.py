@@ -106,3 +106,29 @@ def test_guest_ram_beyond_32_bit_dma_is_refused_with_the_reason(tmp_path):
     kind, reason = srv.events[-1][1:]
     assert kind == "disconnect" and "beyond the device's 32-bit DMA reach" in reason
     fe.close()
+
+
+def test_the_control_socket_drives_and_reads_the_pins(server, tmp_path):
+    from virtio_gpio.host.control import ControlSocket, command
+    control = ControlSocket(tmp_path / "control.sock", server)
+    fe = _started(server)
+    assert command(control.path, "set 4 1") == "ok"
+    assert fe.gpio_request(MsgType.GET_VALUE, 4) == bytes([OK, 1])
+    fe.gpio_request(MsgType.SET_DIRECTION, 1, Direction.OUT)
+    fe.gpio_request(MsgType.SET_VALUE, 1, 1)
+    assert command(control.path, "wait 1 1 2") == "ok"
+    assert command(control.path, "get 1") == "out 1" and command(control.path, "get 0") == "in"
+    assert command(control.path, "outputs") == "0x2 0x2"
+    assert command(control.path, "requests") == "3"
+    assert command(control.path, "wait 1 0 0.1").startswith("error timeout")
+    assert command(control.path, "set 99 1").startswith("error line 99 does not exist")
+    assert command(control.path, "fly").startswith("error unknown command")
+    assert "input (4, 1)" in command(control.path, "events")
+    control.close()
+    fe.close()
+
+
+def test_serve_refuses_a_socket_in_a_missing_folder(tmp_path, capsys):
+    from virtio_gpio.cli import main
+    assert main(["serve", "--socket", str(tmp_path / "no" / "s.sock")]) == 2
+    assert "does not exist" in capsys.readouterr().err

@@ -12,6 +12,8 @@
 * ``model``: the Linux driver model against the golden model alone (no simulator);
 * ``synth``: out-of-context and board builds on the open FPGA toolchain, with the resource and
   timing report (needs the ``synth`` extra);
+* ``serve``: a vhost-user backend that puts the device behind a VM's virtio GPIO device (QEMU's
+  vhost-user-gpio-pci), with ``control`` for the test script that drives its pins;
 * ``board``: the Linux driver model probes a board's device over its USB UART and drives its lines
   (needs the ``board`` extra).
 """
@@ -327,6 +329,44 @@ def _mutants(args: argparse.Namespace) -> int:
     return 1 if problems else 0
 
 
+def _serve(args: argparse.Namespace) -> int:
+    import logging
+    import signal
+
+    from .host.control import ControlSocket
+    from .host.devices import ModelDevice
+    from .host.serve import ServeError, Server
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
+                        format="%(asctime)s %(name)s: %(message)s", stream=sys.stderr)
+    config = _config_from_args(args)
+    try:
+        server = Server(args.socket, ModelDevice(config))
+        control = ControlSocket(args.control, server) if args.control else None
+    except ServeError as e:
+        print(f"virtio-gpio serve: {e}", file=sys.stderr)
+        return 2
+    signal.signal(signal.SIGTERM, lambda *_: server.stop())
+    try:
+        server.serve(once=args.once)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        if control:
+            control.close()
+    return 0
+
+
+def _control(args: argparse.Namespace) -> int:
+    from .host.control import command
+    try:
+        reply = command(args.socket, " ".join(args.words), timeout=args.timeout)
+    except OSError as e:
+        print(f"virtio-gpio control: {args.socket}: {e}", file=sys.stderr)
+        return 2
+    print(reply)
+    return 1 if reply.startswith("error") else 0
+
+
 def _add_dut_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--dut", action="append", metavar="FILES",
                    help="another implementation's Verilog/SystemVerilog sources (comma-separated "
@@ -556,6 +596,29 @@ def main(argv: list[str] | None = None) -> int:
     _add_config_options(describe, names_default=False)
     describe.add_argument("--out", type=Path)
     describe.set_defaults(func=_describe)
+    serve = sub.add_parser(
+        "serve", help="be the vhost-user backend of a VM's virtio GPIO device",
+        description="Listens on --socket for QEMU's vhost-user-gpio-pci (chardev socket) and serves "
+                    "the guest's virtqueues with the golden model, programmed through its "
+                    "registers. --control PATH opens a text control socket for test scripts "
+                    "(`virtio-gpio control`). The VM's memory must be shared "
+                    "(-object memory-backend-memfd,...,share=on).")
+    serve.add_argument("--socket", type=Path, required=True, help="the vhost-user socket to listen on")
+    serve.add_argument("--backend", choices=("model",), default="model",
+                       help="what serves the queues (default %(default)s)")
+    serve.add_argument("--control", type=Path, help="a control socket for test scripts")
+    serve.add_argument("--once", action="store_true", help="exit when the first frontend hangs up")
+    serve.add_argument("--verbose", "-v", action="store_true", help="log every message")
+    _add_config_options(serve, names_default=True)
+    serve.set_defaults(func=_serve)
+    control = sub.add_parser(
+        "control", help="send one command to a running backend's control socket",
+        description="Commands: set LINE 0|1; get LINE; wait LINE 0|1 [SECONDS]; outputs; "
+                    "requests; events. Prints the answer; exits 1 on an error answer.")
+    control.add_argument("--socket", type=Path, required=True)
+    control.add_argument("--timeout", type=float, default=30.0)
+    control.add_argument("words", nargs="+", metavar="COMMAND")
+    control.set_defaults(func=_control)
     mutants = sub.add_parser(
         "mutants", help="prove the suite catches bugs: run every mutant of the device through --dut",
         description="Each mutant (tb/mutants.py) is this device with one deliberate bug against "
