@@ -6,7 +6,7 @@ VENV   := .venv
 VPY    := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: all env icarus sim sim-long conformance mutants soak soak-merge test verilog lint bench synth bitstream clean
+.PHONY: all env icarus sim sim-long conformance mutants linux soak soak-merge test verilog lint bench synth bitstream clean
 
 ARGS ?=
 
@@ -62,6 +62,12 @@ soak-merge: $(STAMP)
 MUTANT_SIMS ?= verilator,icarus
 mutants: $(STAMP)
 	$(VPY) -m virtio_gpio.cli mutants --sim $(MUTANT_SIMS) $(ARGS)
+
+# A Linux guest in QEMU (TCG) with the real gpio-virtio driver on the vhost-user backend: fetches
+# and caches QEMU 10, the kernel and the tools under build/linux/ (apt; root installs the headers
+# and QEMU's libraries); one named result per step (ARGS='--kernel 6.1').
+linux: $(STAMP)
+	$(VPY) -m virtio_gpio.cli linux $(ARGS)
 
 # Latency, throughput and simulation-speed figures, printed and written to build/bench.json.
 bench: $(STAMP)

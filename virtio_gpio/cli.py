@@ -14,6 +14,8 @@
   timing report (needs the ``synth`` extra);
 * ``serve``: a vhost-user backend that puts the device behind a VM's virtio GPIO device (QEMU's
   vhost-user-gpio-pci), with ``control`` for the test script that drives its pins;
+* ``linux``: a Linux guest in QEMU whose real gpio-virtio driver and libgpiod tools drive the
+  device through that backend;
 * ``board``: the Linux driver model probes a board's device over its USB UART and drives its lines
   (needs the ``board`` extra).
 """
@@ -367,6 +369,27 @@ def _control(args: argparse.Namespace) -> int:
     return 1 if reply.startswith("error") else 0
 
 
+def _linux(args: argparse.Namespace) -> int:
+    from .host import guest_image, linux_vm
+    config = _config_from_args(args)
+    failed = False
+    for kernel in args.kernel.split(","):
+        out = args.out / f"{kernel}-{args.backend}"
+        try:
+            run = linux_vm.run_guest(config, kernel, out, cache=args.cache,
+                                     progress=lambda line: print(line, flush=True))
+        except guest_image.GuestImageError as e:
+            print(f"virtio-gpio linux: {e}", file=sys.stderr)
+            return 2
+        print(run.table())
+        print(f"{kernel}/{run.backend}: {'PASS' if run.passed else 'FAIL'}, "
+              f"{sum(s.ok for s in run.steps)}/{len(run.steps)} steps, {run.requests} requests, "
+              f"prepare {run.seconds['prepare']} s, boot and test {run.seconds['boot_and_test']} s; "
+              f"console {run.console}, backend log {run.backend_log}")
+        failed |= not run.passed
+    return 1 if failed else 0
+
+
 def _add_dut_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--dut", action="append", metavar="FILES",
                    help="another implementation's Verilog/SystemVerilog sources (comma-separated "
@@ -611,6 +634,20 @@ def main(argv: list[str] | None = None) -> int:
     serve.add_argument("--verbose", "-v", action="store_true", help="log every message")
     _add_config_options(serve, names_default=True)
     serve.set_defaults(func=_serve)
+    linux = sub.add_parser(
+        "linux", help="boot a Linux guest whose real gpio-virtio driver drives the device",
+        description="Fetches (and caches) QEMU 10, a Debian kernel and libgpiod's tools, builds "
+                    "gpio-virtio as a module, boots the guest under TCG with the device on the "
+                    "vhost-user backend, and checks probe, gpiodetect, gpioinfo (every name), "
+                    "gpioset/gpioget on every line from the host side, gpiomon on every edge "
+                    "type, unbind/bind and poweroff. One named result per step; exits 1 if one "
+                    "fails, 2 if a piece of the guest cannot be had.")
+    linux.add_argument("--kernel", default="6.1", help="driver versions, comma-separated (6.1)")
+    linux.add_argument("--backend", choices=("model",), default="model")
+    linux.add_argument("--out", type=Path, default=Path("build/linux/runs"))
+    linux.add_argument("--cache", type=Path, default=Path("build/linux"))
+    _add_config_options(linux, names_default=True)
+    linux.set_defaults(func=_linux)
     control = sub.add_parser(
         "control", help="send one command to a running backend's control socket",
         description="Commands: set LINE 0|1; get LINE; wait LINE 0|1 [SECONDS]; outputs; "
