@@ -1,5 +1,5 @@
-"""Host software installs and runs without the gateware toolchain: the board client and the
-command line's host commands import nothing of Amaranth, amaranth-boards, cocotb or Verilator
+"""Host software installs and runs without the gateware toolchain: the board client, the
+vhost-user backend (model) and the command line's host commands import nothing of Amaranth, amaranth-boards, cocotb or Verilator
 (checked in a fresh interpreter where those imports fail), and the board tops and the host agree
 on every number they share."""
 
@@ -23,6 +23,9 @@ sys.meta_path.insert(0, Block())
 
 @pytest.mark.parametrize("code", [
     "import virtio_gpio.host.board_transport, virtio_gpio.host.bridge_client",
+    "import virtio_gpio.host.vhost_user, virtio_gpio.host.serve, virtio_gpio.host.control, "
+    "virtio_gpio.host.devices, virtio_gpio.host.linux_vm",
+    "from virtio_gpio.cli import main; sys.exit(main(['serve', '--help']))",
     "from virtio_gpio.cli import main; sys.exit(main(['board', '--help']))",
     "from virtio_gpio.cli import main; sys.exit(main(['board', '--port', '/nonexistent', '--board', 'x']) != 2)",
     "from virtio_gpio.cli import main; sys.exit(main(['model']))",
