@@ -63,9 +63,10 @@ MUTANT_SIMS ?= verilator,icarus
 mutants: $(STAMP)
 	$(VPY) -m virtio_gpio.cli mutants --sim $(MUTANT_SIMS) $(ARGS)
 
-# A Linux guest in QEMU (TCG) with the real gpio-virtio driver on the vhost-user backend: fetches
-# and caches QEMU 10, the kernel and the tools under build/linux/ (apt; root installs the headers
-# and QEMU's libraries); one named result per step (ARGS='--kernel 6.1').
+# Linux guests in QEMU (TCG) with the real gpio-virtio driver on the vhost-user backend, Debian's
+# 6.1 and bookworm-backports' 6.12: fetches and caches QEMU 10, the kernels, their headers and the
+# tools under build/linux/ (apt; root installs QEMU's libraries); one named result per step
+# (ARGS='--kernel 6.1').
 linux: $(STAMP)
 	$(VPY) -m virtio_gpio.cli linux $(ARGS)
 

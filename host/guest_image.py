@@ -6,11 +6,13 @@ initramfs of busybox, libgpiod's tools (1.6), the virtio modules and the guest's
 
 Packages come through apt, so the machine's own mirror is used: the backports suite through a
 private apt configuration (its own sources list, lists and cache) built from the system's sources,
-which leaves the system's apt alone. Downloads need no root; installing the kernel headers and
-QEMU's runtime libraries does (``apt-get install``), and is skipped when they are present.
+which leaves the system's apt alone. Everything is downloaded and unpacked under the cache, the
+kernel headers included; only QEMU's runtime libraries are installed (``apt-get install``, as
+root), and only when missing.
 """
 
 import gzip
+import lzma
 import os
 import re
 import shutil
@@ -131,43 +133,58 @@ class Kernel:
 
 
 def kernel(driver: str = "6.1", cache: Path = DEFAULT_CACHE) -> Kernel:
-    """The distribution kernel of ``driver``, its virtio modules, and gpio-virtio built against
-    its headers from the same source release."""
+    """The distribution kernel of ``driver``, its virtio modules (those not built in), and
+    gpio-virtio built from the same source release against its headers, which are unpacked
+    under the cache, not installed."""
     if driver not in KERNELS:
         raise GuestImageError(f"unknown kernel {driver!r}; known: {', '.join(KERNELS)}")
     env = _apt_config(cache, KERNELS[driver])
     depends = _run(["apt-cache", "depends", "linux-headers-amd64"], env=os.environ | env)
-    abis = re.findall(r"linux-headers-(\d[\w.-]*-amd64)", depends)
+    abis = re.findall(r"linux-headers-(\d[\w.+-]*-amd64)", depends)
     abi = next((a for a in abis if a.startswith(driver + ".")), None)
     if abi is None:
         raise GuestImageError(f"no {driver} kernel in {KERNELS[driver]} (linux-headers-amd64 "
                               f"depends on {', '.join(abis) or 'nothing'})")
-    work = cache / "kernel" / abi
-    image = work / "image"
-    module = work / "module" / "gpio-virtio.ko"
+    release = abi.removesuffix("-amd64")
+    work = (cache / "kernel" / abi).resolve()
+    image, mods = work / "image", work / "modules"
+    module = mods / "gpio-virtio.ko"
     if not module.is_file():
-        debs = _download([f"linux-image-{abi}", f"linux-source-{driver}"], work / "debs", env)
+        shutil.rmtree(mods, ignore_errors=True)
+        debs = _download([f"linux-image-{abi}", f"linux-source-{driver}", f"linux-headers-{abi}",
+                          f"linux-headers-{release}-common", _kbuild_package(driver, release, env)],
+                         work / "debs", env)
         for deb in debs:
             if deb.name.startswith("linux-image"):
                 _run(["dpkg-deb", "-x", str(deb), str(image)])
+            elif deb.name.startswith(("linux-headers", "linux-kbuild")):
+                _run(["dpkg-deb", "-x", str(deb), str(work / "headers")])
+        headers = work / "headers" / "usr" / "src" / f"linux-headers-{abi}"
+        makefile = headers / "Makefile"  # it includes the common part by its installed path
+        makefile.write_text(makefile.read_text().replace("/usr/src/", f"{work / 'headers'}/usr/src/"))
         source = next(d for d in debs if d.name.startswith("linux-source"))
-        _headers(abi, env)
-        _build_module(source, driver, work / "module", abi)
-    kmods = image / "lib" / "modules" / abi / "kernel" / "drivers" / "virtio"
-    return Kernel(driver, abi, image / "boot" / f"vmlinuz-{abi}",
-                  tuple(kmods / f"{m}.ko" for m in VIRTIO_MODULES) + (module,))
+        _build_module(source, driver, work / "build", headers)
+        mods.mkdir(parents=True, exist_ok=True)
+        for name in VIRTIO_MODULES:  # those built as modules; Debian's 6.12 has them built in
+            found = sorted(image.glob(f"**/kernel/drivers/virtio/{name}.ko*"))
+            if found:
+                data = found[0].read_bytes()
+                (mods / f"{name}.ko").write_bytes(lzma.decompress(data) if found[0].suffix == ".xz" else data)
+        shutil.copy(work / "build" / "gpio-virtio.ko", module)
+    loaded = [mods / f"{m}.ko" for m in VIRTIO_MODULES if (mods / f"{m}.ko").is_file()]
+    return Kernel(driver, abi, image / "boot" / f"vmlinuz-{abi}", tuple(loaded) + (module,))
 
 
-def _headers(abi: str, env: dict) -> None:
-    if (Path("/usr/src") / f"linux-headers-{abi}").is_dir():
-        return
-    if env:  # backports headers: downloaded with the private configuration, installed by dpkg
-        raise GuestImageError(f"the headers of {abi} are not installed: apt-get install "
-                              f"-t bookworm-backports linux-headers-{abi}")
-    _install([f"linux-headers-{abi}"])
+def _kbuild_package(driver: str, release: str, env: dict) -> str:
+    """linux-kbuild-6.1 in bookworm, linux-kbuild-<release> in the backports."""
+    for name in (f"linux-kbuild-{release}", f"linux-kbuild-{driver}"):
+        if subprocess.run(["apt-cache", "show", name], capture_output=True,
+                          env=os.environ | env).returncode == 0:
+            return name
+    raise GuestImageError(f"no linux-kbuild package for {release}")
 
 
-def _build_module(source_deb: Path, driver: str, out: Path, abi: str) -> None:
+def _build_module(source_deb: Path, driver: str, out: Path, headers: Path) -> None:
     out.mkdir(parents=True, exist_ok=True)
     tar = subprocess.Popen(["dpkg-deb", "--fsys-tarfile", str(source_deb)], stdout=subprocess.PIPE)
     inner = subprocess.Popen(["tar", "-xO", f"./usr/src/linux-source-{driver}.tar.xz"],
@@ -177,7 +194,8 @@ def _build_module(source_deb: Path, driver: str, out: Path, abi: str) -> None:
     tar.wait(), inner.wait()
     shutil.copy(next(out.glob("*/drivers/gpio/gpio-virtio.c")), out / "gpio-virtio.c")
     (out / "Kbuild").write_text("obj-m := gpio-virtio.o\n")
-    _run(["make", "-s", "-C", f"/usr/src/linux-headers-{abi}", f"M={out.resolve()}", "modules"])
+    # no BTF for the module: pahole is not needed, and the guest does not use it
+    _run(["make", "-s", "-C", str(headers), f"M={out}", "modules", "CONFIG_DEBUG_INFO_BTF_MODULES="])
 
 
 def tools(cache: Path = DEFAULT_CACHE) -> Path:

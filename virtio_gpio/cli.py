@@ -642,7 +642,9 @@ def main(argv: list[str] | None = None) -> int:
                     "gpioset/gpioget on every line from the host side, gpiomon on every edge "
                     "type, unbind/bind and poweroff. One named result per step; exits 1 if one "
                     "fails, 2 if a piece of the guest cannot be had.")
-    linux.add_argument("--kernel", default="6.1", help="driver versions, comma-separated (6.1)")
+    linux.add_argument("--kernel", default="6.1,6.12",
+                       help="driver versions, comma-separated (default %(default)s: Debian's 6.1 "
+                            "and bookworm-backports' 6.12)")
     linux.add_argument("--backend", choices=("model",), default="model")
     linux.add_argument("--out", type=Path, default=Path("build/linux/runs"))
     linux.add_argument("--cache", type=Path, default=Path("build/linux"))
