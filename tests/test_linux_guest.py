@@ -1,6 +1,6 @@
 """The real Linux driver drives the device: a guest in QEMU with gpio-virtio and libgpiod's
 tools, the golden model behind the vhost-user backend (``virtio-gpio linux``, ``make linux``).
-Where a piece of the guest cannot be had (no apt-get, no root for the headers), the test is
+Where a piece of the guest cannot be had (no apt-get, no root for QEMU's libraries), the test is
 skipped with the missing piece and the command that brings it, unless
 VIRTIO_GPIO_REQUIRE_LINUX is set (CI sets it)."""
 
