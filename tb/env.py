@@ -77,6 +77,15 @@ class RtlTransport:
     def advance(self) -> None:
         resume(self.env.settle)()
 
+    def advance_until(self, done: Callable[[], bool], steps: int) -> bool:
+        """Let the device run, at most ``steps`` settles, until ``done()``, with no interrupt
+        taken by anyone (what the driver's ``poll`` would do); whether ``done()`` held."""
+        for _ in range(steps):
+            if done():
+                return True
+            self.advance()
+        return done()
+
 
 class DeviceEnv:
     def __init__(self, dut, config: DeviceConfig, *, seed: int, read_latency: int,

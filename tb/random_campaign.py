@@ -573,11 +573,7 @@ class Campaign:
     def _advance_until(self, done) -> bool:
         """Let the device run, at most TIMEOUT_STEPS settles, without the driver taking an
         interrupt, until ``done()``; returns whether it held."""
-        for _ in range(TIMEOUT_STEPS):
-            if done():
-                return True
-            self.t.advance()
-        return False
+        return self.t.advance_until(done, TIMEOUT_STEPS)
 
     def _eventq_completed(self) -> bool:
         drv = self.drv

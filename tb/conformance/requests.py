@@ -257,11 +257,10 @@ async def used_event_ahead_holds_the_interrupt_back_until_used_idx_passes_it(dut
             pendings.append(drv.submit(MsgType.GET_DIRECTION, 0, req=env.memory.alloc(8, 64),
                                        res=env.memory.alloc(2, 64)))
             done = (start + n) & 0xFFFF
-            for _ in range(drv.timeout_steps):  # the driver's poll would take the interrupt
-                if env.memory.read_u16(vq.used_addr + RING_IDX_OFFSET) == done:
-                    break
-                env.transport.advance()
-            assert env.memory.read_u16(vq.used_addr + RING_IDX_OFFSET) == done, f"request {n} not used"
+            # not the driver's poll: it would take the interrupt and reap
+            assert env.transport.advance_until(
+                lambda: env.memory.read_u16(vq.used_addr + RING_IDX_OFFSET) == done,
+                drv.timeout_steps), f"request {n} not used"
             want = 1 if n == ahead + 1 else 0
             assert env.irq_monitor.rises - rises == want, (
                 f"{env.irq_monitor.rises - rises} interrupts after {n} completions with used_event "
