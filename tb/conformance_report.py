@@ -31,6 +31,9 @@ from virtio_gpio.model.constants import Feature
 from virtio_gpio.model.driver.linux_gpio import LINUX_KNOWN_FEATURES
 from virtio_gpio.model.requirements import CATALOGUE, Level, applies
 
+from .dut import Dut, make_variables
+from .simulator import describe, make_variable, qualified
+
 PASS, FAIL, NOT_APPLICABLE, NOT_TESTED = "pass", "fail", "not applicable", "not tested"
 OK, WARNING, FAILURE, SKIPPED = "ok", "warning", "failure", "skipped"  # what a verdict means
 
@@ -79,7 +82,7 @@ class Report:
 
     @property
     def directory_name(self) -> str:
-        return self.name if self.sim == "verilator" else f"{self.name}-{self.sim}"
+        return qualified(self.name, self.sim)
 
     @property
     def warnings(self) -> list[Row]:
@@ -108,7 +111,6 @@ def feature_names(mask: int) -> list[str]:
 
 def simulator_info(sim: str = "verilator") -> dict[str, str]:
     """The simulator's name and version and cocotb's, as ``tb/simulator.py`` describes them."""
-    from .simulator import describe
     return describe(sim)
 
 
@@ -143,8 +145,7 @@ def build_report(name: str, config: DeviceConfig, tests: Iterable[Outcome], *,
     seeds = tuple(sorted(set(seeds) if seeds is not None else {t.seed for t in tests}))
     rows = [_row(req, config, tests) for req in CATALOGUE.values()]
     failed = sorted({(t.name, t.seed) for t in tests if t.status not in ("pass", "skip")})
-    dut = dut or {"label": f"this project's device (configuration {name})", "toplevel": "virtio_gpio",
-                  "sources": [], "description": None}
+    dut = dut or Dut(name, config).report_info()
     return Report(name, config, seeds, rows, simulator or simulator_info(sim),
                   [f"{n} (seed {s})" for n, s in failed], dut, campaign, sim)
 
@@ -197,11 +198,10 @@ def to_markdown(report: Report) -> str:
     sim = report.simulator
     counts = "; ".join(f"{level}: " + ", ".join(f"{n} {v}" for v, n in c.items() if n)
                        for level, c in report.counts().items())
-    sim_option = "" if report.sim == "verilator" else f" SIM={report.sim}"
-    d = report.dut
-    rerun = (f"make sim{sim_option} ARGS='--config {report.name} --seed N'" if not d.get("sources")
-             else f"make conformance{sim_option} DUT={','.join(d['sources'])} TOP={d['toplevel']} "
-                  f"DUT_CONFIG={d['description']} ARGS='--seeds N'")
+    sim_option = make_variable(report.sim)
+    rerun = (f"make sim{sim_option} ARGS='--config {report.name} --seed N'"
+             if not report.dut["sources"]
+             else f"make conformance{sim_option} {make_variables(report.dut)} ARGS='--seeds N'")
     lines = [
         f"# Conformance report: `{report.name}` on {sim['name']}",
         "",

@@ -53,11 +53,29 @@ class Dut:
     def external(self) -> bool:
         return bool(self.sources)
 
-    def label(self) -> str:
-        """How reports name it."""
+    def report_info(self) -> dict:
+        """How a report names it: label, top module, sources and description file."""
         if not self.external:
-            return f"this project's device ({TOP_MODULE_NAME}, configuration {self.name})"
-        return f"{self.toplevel} from {', '.join(p.name for p in self.sources)}"
+            return {"label": f"this project's device (configuration {self.name})",
+                    "toplevel": TOP_MODULE_NAME, "sources": [], "description": None}
+        return {"label": f"{self.toplevel} from {', '.join(p.name for p in self.sources)}",
+                "toplevel": self.toplevel, "sources": [str(p) for p in self.sources],
+                "description": str(self.description)}
+
+    def make_variables(self) -> str:
+        """``DUT=... TOP=... DUT_CONFIG=...``, for the make commands that rerun it."""
+        return make_variables(self.report_info())
+
+    def cli_options(self) -> str:
+        """``--dut ... --top ... --dut-config ...``, for the CLI commands that rerun it."""
+        return (f"--dut {','.join(map(str, self.sources))} --top {self.toplevel} "
+                f"--dut-config {self.description}")
+
+
+def make_variables(info: dict) -> str:
+    """The make variables of an external DUT, from its ``Dut.report_info()``."""
+    return (f"DUT={','.join(info['sources'])} TOP={info['toplevel']} "
+            f"DUT_CONFIG={info['description']}")
 
 
 # -- the description file ---------------------------------------------------------------------

@@ -20,6 +20,7 @@ from virtio_gpio.hdl.device import generate_verilog
 from . import configs
 from .dut import TOP_MODULE_NAME, describe
 from .mutants import MUTANTS, Mutant, mutant_verilog
+from .simulator import qualified
 
 DEFAULT_OUT = Path("build") / "mutants"
 CONTROL = "unmutated"
@@ -38,8 +39,7 @@ def _conformance(verilog: Path, config_name: str, tests: tuple[str, ...], simula
     log = work / "conformance.log"
     with log.open("w") as f:
         code = subprocess.run(command, stdout=f, stderr=subprocess.STDOUT).returncode
-    name = TOP_MODULE_NAME if simulator == "verilator" else f"{TOP_MODULE_NAME}-{simulator}"
-    report_path = out / name / "report.json"
+    report_path = out / qualified(TOP_MODULE_NAME, simulator) / "report.json"
     if code == 2 or not report_path.is_file():
         raise RuntimeError(f"`{' '.join(command)}` ended with {code} and no report; see {log}")
     report = json.loads(report_path.read_text())

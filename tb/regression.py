@@ -109,7 +109,7 @@ def _test_env(config: DeviceConfig, seed: int, extra_env: dict | None = None) ->
 
 def work_dir(build_dir: Path, name: str, simulator_name: str) -> Path:
     """Where a configuration's Verilog, builds and results go (Verilator's keep their old place)."""
-    return build_dir / (name if simulator_name == DEFAULT_SIMULATOR else f"{name}-{simulator_name}")
+    return build_dir / simulator.qualified(name, simulator_name)
 
 
 def build_config(name: str, config: DeviceConfig, build_dir: Path = DEFAULT_BUILD_DIR, *,
@@ -217,12 +217,10 @@ def format_summary(outcomes: list[ConfigOutcome]) -> str:
 def rerun_hint(outcome: ConfigOutcome, seed: int | None = None) -> str:
     seed = outcome.seed if seed is None else seed
     tests = " ".join(f"--test {t.name.split('.')[-1]}" for t in outcome.failed[:1])
-    sim = "" if outcome.simulator == DEFAULT_SIMULATOR else f" SIM={outcome.simulator}"
+    sim = simulator.make_variable(outcome.simulator)
     if outcome.dut is not None:
-        d = outcome.dut
         names = ",".join(t.name.split(".")[-1] for t in outcome.failed[:1])
-        return (f"rerun: make conformance{sim} DUT={','.join(map(str, d.sources))} TOP={d.toplevel} "
-                f"DUT_CONFIG={d.description} ARGS='--seeds {seed} --tests {names} "
-                f"--campaign-seeds 0'  (log: {outcome.log_path})")
+        return (f"rerun: make conformance{sim} {outcome.dut.make_variables()} ARGS='--seeds {seed} "
+                f"--tests {names} --campaign-seeds 0'  (log: {outcome.log_path})")
     return (f"rerun with waves: make sim{sim} ARGS='--config {outcome.name} --seed {seed} {tests} --waves'"
             f"  (log: {outcome.log_path})")

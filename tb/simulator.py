@@ -69,6 +69,17 @@ class RunResult:
         return text
 
 
+def qualified(name: str, simulator: str) -> str:
+    """``name`` for files and folders of a run on ``simulator``: suffixed with the simulator,
+    except on the default one, whose files keep the names they always had."""
+    return name if simulator == DEFAULT_SIMULATOR else f"{name}-{simulator}"
+
+
+def make_variable(simulator: str) -> str:
+    """The ``SIM=`` of a make command for ``simulator`` (nothing for the default), with its space."""
+    return "" if simulator == DEFAULT_SIMULATOR else f" SIM={simulator}"
+
+
 def _backend(simulator: str):
     if simulator == "verilator":
         from . import verilator_build

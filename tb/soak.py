@@ -83,8 +83,7 @@ class CampaignSettings:
 
     def replay(self, config: str, seed: int) -> str:
         dut = self.dut(config)
-        target = (f"--dut {','.join(map(str, dut.sources))} --top {dut.toplevel} "
-                  f"--dut-config {dut.description}" if dut.external else f"--config {config}")
+        target = dut.cli_options() if dut.external else f"--config {config}"
         sim = "" if self.simulator == DEFAULT_SIMULATOR else f" --sim {self.simulator}"
         return (f"virtio-gpio campaign {target} --seeds {seed}-{seed} "
                 f"--requests {self.requests}{'' if self.faults else ' --no-faults'} "

@@ -242,14 +242,9 @@ def _conformance(args: argparse.Namespace) -> int:
         except (SimulatorMissing, BuildError) as e:
             print(f"{prog}: {name} campaign: {e}", file=sys.stderr)
             return 1
-        dut_info = None
-        if target.external:
-            dut_info = {"label": target.label(), "toplevel": target.toplevel,
-                        "sources": [str(p) for p in target.sources],
-                        "description": str(target.description)}
         report = conformance_report.build_report(name, target.config, tests, seeds=seeds,
-                                                 simulator=sim, sim=args.sim, dut=dut_info,
-                                                 campaign=campaign)
+                                                 simulator=sim, sim=args.sim,
+                                                 dut=target.report_info(), campaign=campaign)
         paths = conformance_report.write(report, args.out)
         if args.copy_to_docs:
             (docs / "conformance").mkdir(exist_ok=True)
