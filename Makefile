@@ -64,9 +64,10 @@ mutants: $(STAMP)
 	$(VPY) -m virtio_gpio.cli mutants --sim $(MUTANT_SIMS) $(ARGS)
 
 # Linux guests in QEMU (TCG) with the real gpio-virtio driver on the vhost-user backend, Debian's
-# 6.1 and bookworm-backports' 6.12: fetches and caches QEMU 10, the kernels, their headers and the
-# tools under build/linux/ (apt; root installs QEMU's libraries); one named result per step
-# (ARGS='--kernel 6.1').
+# 6.1 and bookworm-backports' 6.12, each on the golden model and on the simulated RTL (the model
+# beside it): fetches and caches QEMU 10, the kernels, their headers and the tools under
+# build/linux/ (apt; root installs QEMU's libraries); one named result per step
+# (ARGS='--kernel 6.1 --backend rtl --seed 2 --waves').
 linux: $(STAMP)
 	$(VPY) -m virtio_gpio.cli linux $(ARGS)
 

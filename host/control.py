@@ -8,6 +8,9 @@ language needs while a VM runs against the backend, one text line per command an
 ``outputs``           gpio_o and gpio_oe as hex                 -> ``0x05 0x07``
 ``requests``          requests the guest has made so far        -> ``42``
 ``events``            what happened, one line each, then ``end``
+``differences``       where the RTL and the model beside it disagreed (``--backend rtl``),
+                      one per line, then ``end``
+``stop``              stop serving (the backend exits)              -> ``ok``
 ====================  ==================================================================
 
 Anything else is answered ``error ...``; the connection stays usable.
@@ -48,13 +51,26 @@ def answer(server: Server, line: str) -> str:
         if cmd == "requests" and not args:
             return str(server.requests_served())
         if cmd == "events" and not args:
-            return "\n".join(f"{t:.3f} {kind} {detail}" for t, kind, detail in server.events) + "\nend"
+            return _listing(f"{t:.3f} {kind} {detail}" for t, kind, detail in server.events)
+        if cmd == "differences" and not args:
+            return _listing(" | ".join(d.splitlines())
+                            for d in getattr(server.device, "differences", ()))
+        if cmd == "stop" and not args:
+            server.stop()
+            return "ok"
         raise ValueError(f"unknown command or arguments: {line.strip()!r} (set, get, wait, "
-                         f"outputs, requests, events)")
+                         f"outputs, requests, events, differences, stop)")
     except TimeoutError as e:
         return f"error timeout {e}"
     except ValueError as e:
         return f"error {e}"
+
+
+LISTINGS = ("events", "differences")  # answered with several lines, then "end"
+
+
+def _listing(lines) -> str:
+    return "".join(f"{line}\n" for line in lines) + "end"
 
 
 class ControlSocket:
@@ -93,9 +109,48 @@ def command(path, line: str, timeout: float = 30.0) -> str:
             f.write(line.strip() + "\n")
             f.flush()
             first = f.readline().rstrip("\n")
-            if line.split()[:1] != ["events"]:
+            if line.split()[:1] not in [[w] for w in LISTINGS]:
                 return first
             lines = [first]
             while lines[-1] != "end":
                 lines.append(f.readline().rstrip("\n"))
             return "\n".join(lines[:-1])
+
+
+class ControlError(RuntimeError):
+    """The backend answered a command with ``error ...``."""
+
+
+class ControlClient:
+    """The control socket as a Python object, with ``host.serve.Server``'s control methods."""
+
+    def __init__(self, path):
+        self.path = Path(path)
+
+    def _ok(self, line: str, timeout: float = 30.0) -> str:
+        answer_ = command(self.path, line, timeout)
+        if answer_.startswith("error timeout"):
+            raise TimeoutError(answer_.removeprefix("error timeout "))
+        if answer_.startswith("error"):
+            raise ControlError(f"{line!r}: {answer_}")
+        return answer_
+
+    def set_input(self, line: int, level: int) -> None:
+        self._ok(f"set {line} {level}")
+
+    def outputs(self) -> tuple[int, int]:
+        o, oe = self._ok("outputs").split()
+        return int(o, 16), int(oe, 16)
+
+    def wait_output(self, line: int, value: int, timeout: float = 10.0) -> None:
+        self._ok(f"wait {line} {value} {timeout}", timeout + 30)
+
+    def requests_served(self) -> int:
+        return int(self._ok("requests"))
+
+    def differences(self) -> list[str]:
+        text = self._ok("differences")
+        return text.splitlines() if text else []
+
+    def stop(self) -> None:
+        self._ok("stop")

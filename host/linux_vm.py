@@ -20,6 +20,7 @@ from . import guest_image
 from .devices import ModelDevice
 from .serve import Server
 
+log = logging.getLogger("virtio_gpio.linux")
 BOOT_TIMEOUT = 300  # seconds for the whole guest run
 RAM = "256M"
 
@@ -61,25 +62,33 @@ def guest_script(config: DeviceConfig, kern: guest_image.Kernel, event_line: int
 class _Host:
     """The host's half of the guest script: reacts to the guest's "@@" lines."""
 
-    def __init__(self, server: Server, config: DeviceConfig, run: Run):
-        self.server, self.config, self.run = server, config, run
+    def __init__(self, backend, config: DeviceConfig, run: Run):
+        self.backend, self.config, self.run = backend, config, run
         self.detect = ""
         self.info: list[str] = []
         self.ended = False
 
     def line(self, text: str) -> None:
+        """Play the host's part of one console line; a part that fails is a failed step (named
+        after the guest's command), and the guest goes on."""
         words = text.split()
-        if not words or words[0] != "@@":
+        if not words or words[0] != "@@" or len(words) < 2:
             return
-        cmd, args = words[1], words[2:]
+        try:
+            self._command(words[1], words[2:])
+        except Exception as e:  # the backend went away, a malformed line...
+            log.error("the host's part of %r failed: %s", text, e)
+            self.run.steps.append(Step(f"host-{words[1].lower()}", False, f"{type(e).__name__}: {e}"))
+
+    def _command(self, cmd: str, args: list[str]) -> None:
         if cmd == "RESULT":
             self.run.steps.append(Step(args[0], args[1] == "ok", " ".join(args[2:])))
         elif cmd == "SET":
-            self.server.set_input(int(args[0]), int(args[1]))
+            self.backend.set_input(int(args[0]), int(args[1]))
         elif cmd == "EXPECT":
             line, value = int(args[0]), int(args[1])
             try:
-                self.server.wait_output(line, value, timeout=5)
+                self.backend.wait_output(line, value, timeout=5)
                 self.run.steps.append(Step(f"gpioset-{line}-{value}", True))
             except TimeoutError as e:
                 self.run.steps.append(Step(f"gpioset-{line}-{value}", False, str(e)))
@@ -98,7 +107,7 @@ class _Host:
         levels = {"rising": (1, 0), "falling": (0, 1), "both": (1, 0)}[kind]
         for _ in range(n):
             for level in levels:
-                self.server.set_input(line, level)
+                self.backend.set_input(line, level)
                 time.sleep(0.4)
 
     def finish(self) -> None:
@@ -114,29 +123,64 @@ class _Host:
                                    "the guest never reached the end of its script (see the console)"))
 
 
-def run_guest(config: DeviceConfig, kernel_version: str, out: Path, *,
+class ModelBackend:
+    """The golden model behind the socket, served from a thread of this process. The RTL's
+    counterpart, with the same methods, is ``tb.rtl_serve.RtlBackend``."""
+
+    name = "model"
+
+    def __init__(self, config: DeviceConfig):
+        self.config = config
+
+    def start(self, socket_path: Path, out: Path, progress=print) -> None:
+        self._handler = logging.FileHandler(out / "backend.log", mode="w")
+        self._handler.setFormatter(logging.Formatter("%(asctime)s %(name)s: %(message)s"))
+        logging.getLogger("virtio_gpio").addHandler(self._handler)
+        logging.getLogger("virtio_gpio").setLevel(logging.INFO)
+        self.server = Server(socket_path, ModelDevice(self.config))
+        self._thread = threading.Thread(target=self.server.serve, kwargs={"once": True}, daemon=True)
+        self._thread.start()
+
+    def set_input(self, line: int, level: int) -> None:
+        self.server.set_input(line, level)
+
+    def wait_output(self, line: int, value: int, timeout: float = 10.0) -> None:
+        self.server.wait_output(line, value, timeout)
+
+    def stop(self) -> None:
+        self.server.stop()
+
+    def finish(self, timeout: float | None = 10) -> dict:
+        self._thread.join(timeout)
+        if self._thread.is_alive():
+            self.stop()
+            self._thread.join(10)
+        logging.getLogger("virtio_gpio").removeHandler(self._handler)
+        backend = self.server.backend
+        return {"error": None, "requests": backend.requests_served if backend else 0,
+                "differences": []}
+
+
+def run_guest(config: DeviceConfig, kernel_version: str, out: Path, *, backend=None,
               cache: Path = guest_image.DEFAULT_CACHE, event_line: int = 2, progress=print) -> Run:
-    run = Run(kernel_version, "model")
+    """Boot the guest against ``backend`` (default: a ``ModelBackend``) and run its script."""
+    backend = backend or ModelBackend(config)
+    run = Run(kernel_version, backend.name)
     out.mkdir(parents=True, exist_ok=True)
     start = time.monotonic()
     progress(f"== guest pieces (cached under {cache})")
     q = guest_image.qemu(cache)
     kern = guest_image.kernel(kernel_version, cache)
-    run.seconds["prepare"] = round(time.monotonic() - start, 1)
     initrd = guest_image.initramfs(kern, guest_script(config, kern, event_line), out / "initrd.gz", cache)
     progress(f"   QEMU {q.version}, kernel {kern.abi}, initramfs {initrd.stat().st_size // 1024} KiB "
              f"({time.monotonic() - start:.1f} s)")
-
-    run.backend_log = out / "backend.log"
-    handler = logging.FileHandler(run.backend_log, mode="w")
-    handler.setFormatter(logging.Formatter("%(asctime)s %(name)s: %(message)s"))
-    logging.getLogger("virtio_gpio").addHandler(handler)
-    logging.getLogger("virtio_gpio").setLevel(logging.INFO)
+    run.seconds["prepare"] = round(time.monotonic() - start, 1)
     socket_path = out / "vhost-user.sock"
-    server = Server(socket_path, ModelDevice(config))
-    thread = threading.Thread(target=server.serve, kwargs={"once": True}, daemon=True)
-    thread.start()
-    host = _Host(server, config, run)
+    started = time.monotonic()
+    backend.start(socket_path, out, progress=progress)
+    run.seconds["backend_start"] = round(time.monotonic() - started, 1)
+    run.backend_log = out / "backend.log"
+    host = _Host(backend, config, run)
     run.console = out / "console.log"
     cmd = [str(q.binary), *sum((["-L", str(d)] for d in q.data_dirs), []),
            "-M", "pc", "-m", RAM, "-nic", "none", "-no-reboot", "-display", "none",
@@ -148,6 +192,7 @@ def run_guest(config: DeviceConfig, kernel_version: str, out: Path, *,
            "-append", "console=ttyS0 quiet panic=-1"]
     progress(f"== booting Linux {kern.abi} on QEMU {q.version} (TCG) with the {run.backend} backend")
     boot = time.monotonic()
+    proc = None
     try:
         with open(run.console, "w") as console:
             proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
@@ -161,15 +206,22 @@ def run_guest(config: DeviceConfig, kernel_version: str, out: Path, *,
             proc.wait()
             timer.cancel()
     finally:
-        server.stop()
-        thread.join(10)
-        logging.getLogger("virtio_gpio").removeHandler(handler)
+        if proc is None or proc.returncode != 0:
+            backend.stop()  # QEMU never connected, or went away without hanging up
+        report = backend.finish()
     run.seconds["boot_and_test"] = round(time.monotonic() - boot, 1)
-    run.requests = server.backend.requests_served if server.backend else 0
+    run.requests = report["requests"]
     host.finish()
     if not any(s.name == "probe" for s in run.steps):
         run.steps.append(Step("probe", False, f"the guest never reported (QEMU exit {proc.returncode}; "
                                               f"see {run.console})"))
+    if report["error"]:
+        run.steps.append(Step("backend", False, report["error"]))
+    if backend.name == "rtl":
+        differences = report["differences"]
+        run.steps.append(Step("rtl-matches-model", not differences,
+                              differences[0] if differences else
+                              f"{run.requests} requests, {report.get('cycles', 0)} cycles"))
     (out / "results.json").write_text(json.dumps(
         {"kernel": kern.abi, "qemu": q.version, "backend": run.backend, "passed": run.passed,
          "requests": run.requests, "seconds": run.seconds,

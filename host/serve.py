@@ -39,7 +39,11 @@ def _listen(path: Path) -> socket.socket:
     if not path.parent.is_dir():
         raise ServeError(f"the folder of {path} does not exist")
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    sock.bind(str(path))
+    try:
+        sock.bind(str(path))
+    except OSError as e:  # a path too long for a unix socket (108 bytes), a read-only folder...
+        sock.close()
+        raise ServeError(f"cannot listen on {path}: {e}") from None
     sock.listen(1)
     return sock
 
@@ -123,10 +127,10 @@ class Server:
     def set_input(self, line: int, level: int) -> None:
         """Drive input pin ``line`` to ``level`` (0 or 1)."""
         def drive():
+            self._event("input", (line, level))
             self.device.set_input(line, level)
             if self.backend is not None and self.backend.running:
                 self.backend.work()
-            self._event("input", (line, level))
         self.call(drive)
 
     def outputs(self) -> tuple[int, int]:

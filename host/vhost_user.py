@@ -38,6 +38,7 @@ from virtio_gpio.model.constants import DeviceStatus, InterruptStatus, QueueInde
 from virtio_gpio.model.layouts import RING_IDX_OFFSET, Reg
 
 from .guest_ram import MemoryTableError, SharedGuestRam
+from .request_trace import completions
 
 log = logging.getLogger("virtio_gpio.vhost_user")
 
@@ -333,6 +334,8 @@ class VhostUserGpio:
         v = self.vrings[index]
         if v.started:
             v.base = self.device.next_avail(index)  # before a reset forgets it (GET_VRING_BASE)
+            if v.base is None:  # a device that cannot tell: every request taken was completed
+                v.base = self.memory.read_u16(v.used + RING_IDX_OFFSET)
             self.device.write(Reg.QUEUE_SEL, index)
             self.device.write(Reg.QUEUE_READY, 0)
             v.started = False
@@ -408,6 +411,9 @@ class VhostUserGpio:
             if used != v.last_used:
                 if i == QueueIndex.REQUESTQ:
                     self.requests_served += (used - v.last_used) & 0xFFFF
+                for done in completions(self.memory, i, v.desc, v.used, v.num, v.last_used, used):
+                    log.info("%s", done)
+                    self.on_event(done.queue, done.text)
                 v.last_used = used
                 if v.call is not None:
                     os.write(v.call, struct.pack("<Q", 1))

@@ -89,11 +89,12 @@ class RtlTransport:
 
 class DeviceEnv:
     def __init__(self, dut, config: DeviceConfig, *, seed: int, read_latency: int,
-                 stall_probability: float):
+                 stall_probability: float, memory: MirroredMemory | None = None):
         self.dut = dut
         self.config = config
         self.seed = seed
-        self.memory = MirroredMemory(config.dma_addr_width)
+        # the RTL's memory, whose ``shadow`` is the model's (MirroredMemory's interface)
+        self.memory = memory if memory is not None else MirroredMemory(config.dma_addr_width)
         self.model = VirtioGpioDevice(config, self.memory.shadow)
         self.scoreboard = LockstepScoreboard(self.model, self.memory)
         self.clock = dut.clk
@@ -113,9 +114,11 @@ class DeviceEnv:
 
     @classmethod
     async def start(cls, dut, config: DeviceConfig | None = None, *, seed: int | None = None,
-                    read_latency: int = 1, stall_probability: float = 0.0) -> "DeviceEnv":
+                    read_latency: int = 1, stall_probability: float = 0.0,
+                    memory: MirroredMemory | None = None) -> "DeviceEnv":
         """Clock, reset and agents for the device built from ``config`` (default: the
-        configuration the Verilog was built from)."""
+        configuration the Verilog was built from); ``memory``: the guest RAM (default: a fresh
+        ``MirroredMemory``)."""
         config = config or configs.current()
         if seed is None:
             seed = int(os.environ.get(SEED_ENV, "1"))
@@ -127,7 +130,7 @@ class DeviceEnv:
                       read_latency)
         cocotb.start_soon(Clock(dut.clk, CLOCK_PERIOD_NS, unit="ns").start())
         env = cls(dut, config, seed=seed, read_latency=read_latency,
-                  stall_probability=stall_probability)
+                  stall_probability=stall_probability, memory=memory)
         dut.gpio_i.value = 0
         dut.rst.value = 1
         await ClockCycles(dut.clk, RESET_CYCLES)

@@ -62,6 +62,10 @@ def test_requests_set_and_read_the_pins(server):
     assert names == bytes([OK]) + CONFIG.names_block
     assert fe.stop()[0] == 4  # four requests taken from the avail ring
     assert server.requests_served() == 4
+    record = [(kind, detail) for _, kind, detail in server.events if kind == "requestq"]
+    assert record == [("requestq", "SET_DIRECTION 3 OUT -> OK 0"), ("requestq", "SET_VALUE 3 1 -> OK 0"),
+                      ("requestq", "GET_VALUE 5 0 -> OK 1"),
+                      ("requestq", f"GET_LINE_NAMES 0 0 -> OK {CONFIG.gpio_names_size} name bytes")]
     fe.close()
 
 
@@ -74,6 +78,7 @@ def test_an_edge_driven_from_the_host_reaches_the_eventq(server):
     server.set_input(2, 1)
     token, length = fe.wait_used(1)
     assert (token, length, fe.ram.read(res, 1)) == ("event", 1, b"\x01")  # VALID
+    assert server.events[-1][1:] == ("eventq", "event 2 -> VALID")
     fe.close()
 
 

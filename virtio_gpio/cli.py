@@ -158,6 +158,14 @@ def _targets(args: argparse.Namespace, prog: str, default_configs: str):
         print(f"{prog}: --config chooses one of this project's configurations; an external "
               f"--dut is described by --dut-config instead", file=sys.stderr)
         return None
+    target = _external_dut(args, prog)
+    return None if target is None else {target.name: target}
+
+
+def _external_dut(args: argparse.Namespace, prog: str):
+    """The Dut of --dut/--top/--dut-config, its description loaded and its ports checked; None,
+    after one line per problem on stderr, when it cannot be used."""
+    from .tb import dut
     sources = [s for item in args.dut for s in item.split(",") if s]
     try:
         target = dut.external(sources, args.top, args.dut_config)
@@ -168,7 +176,26 @@ def _targets(args: argparse.Namespace, prog: str, default_configs: str):
         return None
     if extra:
         print(f"   {target.toplevel} has outputs the suite ignores: {', '.join(extra)}")
-    return {target.name: target}
+    return target
+
+
+def _rtl_target(args: argparse.Namespace, prog: str):
+    """(config, Dut or None) for the RTL backend: this project's device in the configuration the
+    options give, or the --dut; None when that is impossible (said on stderr)."""
+    from .tb import simulator
+    try:
+        simulator.check(args.sim)
+    except simulator.SimulatorMissing as e:
+        print(f"{prog}: {e}", file=sys.stderr)
+        return None
+    if not args.dut:
+        if args.top or args.dut_config:
+            print(f"{prog}: --top and --dut-config describe a --dut; give its sources too",
+                  file=sys.stderr)
+            return None
+        return _config_from_args(args), None
+    target = _external_dut(args, prog)
+    return None if target is None else (target.config, target)
 
 
 def _run_campaign_for_report(args, name, target):
@@ -333,6 +360,8 @@ def _serve(args: argparse.Namespace) -> int:
     from .host.control import ControlSocket
     from .host.devices import ModelDevice
     from .host.serve import ServeError, Server
+    if args.backend == "rtl":
+        return _serve_rtl(args)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(asctime)s %(name)s: %(message)s", stream=sys.stderr)
     config = _config_from_args(args)
@@ -353,6 +382,51 @@ def _serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def _serve_rtl(args: argparse.Namespace) -> int:
+    """The RTL backend in the foreground: the simulation runs until the frontend hangs up (with
+    --once) or `control stop`; SIGTERM stops it the same way."""
+    import json
+    import signal
+
+    from .host.control import ControlClient
+    from .tb import rtl_serve, simulator
+    from .tb.rtl_backend import ServeSettings
+    target = _rtl_target(args, "virtio-gpio serve")
+    if target is None:
+        return 2
+    config, dut = target
+    out = args.out
+    out.mkdir(parents=True, exist_ok=True)
+    control = args.control or out / "control.sock"
+    settings = ServeSettings(socket=str(args.socket.resolve()), control=str(control.resolve()),
+                             report=str((out / "backend-report.json").resolve()),
+                             log=str((out / "backend.log").resolve()), once=args.once)
+    try:
+        built = rtl_serve.build(config, simulator_name=args.sim, waves=args.waves, dut=dut)
+    except simulator.BuildError as e:
+        print(f"virtio-gpio serve: {e}", file=sys.stderr)
+        return 2
+    signal.signal(signal.SIGTERM, lambda *_: ControlClient(control).stop())
+    print(f"== serving {args.socket} with the RTL (seed {args.seed}); control socket {control}; "
+          f"logs in {out}", flush=True)
+    try:
+        result = rtl_serve.run(built, config, settings, out, seed=args.seed, waves=args.waves)
+    except simulator.SimulationError as e:
+        print(f"virtio-gpio serve: {e}", file=sys.stderr)
+        return 1
+    report_path = out / "backend-report.json"
+    report = json.loads(report_path.read_text()) if report_path.is_file() else {}
+    if report.get("error"):
+        print(f"virtio-gpio serve: {report['error']}", file=sys.stderr)
+        return 2
+    print(f"   {report.get('requests', 0)} requests in {report.get('cycles', 0)} cycles, "
+          f"{len(report.get('differences', []))} differences between RTL and model"
+          + (f"; waves {result.waves_path}" if result.waves_path else ""))
+    for difference in report.get("differences", []):
+        print(f"DIFFERENCE {difference}", file=sys.stderr)
+    return 1 if result.failed or report.get("differences") else 0
+
+
 def _control(args: argparse.Namespace) -> int:
     from .host.control import command
     try:
@@ -366,22 +440,47 @@ def _control(args: argparse.Namespace) -> int:
 
 def _linux(args: argparse.Namespace) -> int:
     from .host import guest_image, linux_vm
-    config = _config_from_args(args)
+    backends = [b.strip() for b in args.backend.split(",") if b.strip()]
+    unknown = [b for b in backends if b not in ("model", "rtl")]
+    if unknown or not backends:
+        print(f"virtio-gpio linux: unknown backend {', '.join(unknown) or '(none)'}: "
+              f"give model, rtl or both", file=sys.stderr)
+        return 2
+    config, dut, rtl_errors = _config_from_args(args), None, ()
+    if "rtl" in backends:
+        from .tb import simulator
+        from .tb.rtl_serve import RtlBackend, RtlBackendError
+        rtl_errors = (simulator.BuildError, RtlBackendError)
+        target = _rtl_target(args, "virtio-gpio linux")
+        if target is None:
+            return 2
+        config, dut = target
+    elif args.dut:
+        print("virtio-gpio linux: --dut needs --backend rtl", file=sys.stderr)
+        return 2
     failed = False
     for kernel in args.kernel.split(","):
-        out = args.out / f"{kernel}-{args.backend}"
-        try:
-            run = linux_vm.run_guest(config, kernel, out, cache=args.cache,
-                                     progress=lambda line: print(line, flush=True))
-        except guest_image.GuestImageError as e:
-            print(f"virtio-gpio linux: {e}", file=sys.stderr)
-            return 2
-        print(run.table())
-        print(f"{kernel}/{run.backend}: {'PASS' if run.passed else 'FAIL'}, "
-              f"{sum(s.ok for s in run.steps)}/{len(run.steps)} steps, {run.requests} requests, "
-              f"prepare {run.seconds['prepare']} s, boot and test {run.seconds['boot_and_test']} s; "
-              f"console {run.console}, backend log {run.backend_log}")
-        failed |= not run.passed
+        for name in backends:
+            backend = linux_vm.ModelBackend(config)
+            if name == "rtl":
+                backend = RtlBackend(config, simulator_name=args.sim, seed=args.seed,
+                                     waves=args.waves, dut=dut)
+            out = args.out / f"{kernel}-{name}"
+            try:
+                run = linux_vm.run_guest(config, kernel, out, backend=backend, cache=args.cache,
+                                         progress=lambda line: print(line, flush=True))
+            except guest_image.GuestImageError as e:
+                print(f"virtio-gpio linux: {e}", file=sys.stderr)
+                return 2
+            except rtl_errors as e:
+                print(f"virtio-gpio linux: the RTL backend: {e}", file=sys.stderr)
+                return 2
+            print(run.table())
+            print(f"{kernel}/{run.backend}: {'PASS' if run.passed else 'FAIL'}, "
+                  f"{sum(s.ok for s in run.steps)}/{len(run.steps)} steps, {run.requests} requests, "
+                  + ", ".join(f"{k.replace('_', ' ')} {v} s" for k, v in run.seconds.items())
+                  + f"; console {run.console}, backend log {run.backend_log}", flush=True)
+            failed |= not run.passed
     return 1 if failed else 0
 
 
@@ -393,6 +492,13 @@ def _add_dut_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--dut-config", type=Path, metavar="FILE",
                    help="the DUT's description file (TOML; `virtio-gpio describe` writes one)")
     _add_simulator_option(p)
+
+
+def _add_rtl_options(p: argparse.ArgumentParser) -> None:
+    _add_dut_options(p)
+    p.add_argument("--seed", type=int, default=1,
+                   help="rtl: a seed other than 1 adds random DMA back-pressure (default 1)")
+    p.add_argument("--waves", action="store_true", help="rtl: record the simulation's waves")
 
 
 def _campaign_report(report: dict, prog: str, path: Path, require_coverage: bool) -> int:
@@ -617,16 +723,21 @@ def main(argv: list[str] | None = None) -> int:
     serve = sub.add_parser(
         "serve", help="be the vhost-user backend of a VM's virtio GPIO device",
         description="Listens on --socket for QEMU's vhost-user-gpio-pci (chardev socket) and serves "
-                    "the guest's virtqueues with the golden model, programmed through its "
-                    "registers. --control PATH opens a text control socket for test scripts "
-                    "(`virtio-gpio control`). The VM's memory must be shared "
+                    "the guest's virtqueues with the golden model, or with the simulated RTL "
+                    "(--backend rtl, the model beside it reporting every difference), programmed "
+                    "through its registers. --control PATH opens a text control socket for test "
+                    "scripts (`virtio-gpio control`). The VM's memory must be shared "
                     "(-object memory-backend-memfd,...,share=on).")
     serve.add_argument("--socket", type=Path, required=True, help="the vhost-user socket to listen on")
-    serve.add_argument("--backend", choices=("model",), default="model",
+    serve.add_argument("--backend", choices=("model", "rtl"), default="model",
                        help="what serves the queues (default %(default)s)")
-    serve.add_argument("--control", type=Path, help="a control socket for test scripts")
+    serve.add_argument("--control", type=Path, help="a control socket for test scripts "
+                                                    "(rtl: default OUT/control.sock)")
     serve.add_argument("--once", action="store_true", help="exit when the first frontend hangs up")
-    serve.add_argument("--verbose", "-v", action="store_true", help="log every message")
+    serve.add_argument("--verbose", "-v", action="store_true", help="log every message (model)")
+    serve.add_argument("--out", type=Path, default=Path("build/serve"),
+                       help="rtl: where the logs, report and waves go (default %(default)s)")
+    _add_rtl_options(serve)
     _add_config_options(serve, names_default=True)
     serve.set_defaults(func=_serve)
     linux = sub.add_parser(
@@ -640,7 +751,9 @@ def main(argv: list[str] | None = None) -> int:
     linux.add_argument("--kernel", default="6.1,6.12",
                        help="driver versions, comma-separated (default %(default)s: Debian's 6.1 "
                             "and bookworm-backports' 6.12)")
-    linux.add_argument("--backend", choices=("model",), default="model")
+    linux.add_argument("--backend", default="model,rtl",
+                       help="model, rtl or both, comma-separated (default %(default)s)")
+    _add_rtl_options(linux)
     linux.add_argument("--out", type=Path, default=Path("build/linux/runs"))
     linux.add_argument("--cache", type=Path, default=Path("build/linux"))
     _add_config_options(linux, names_default=True)
@@ -648,7 +761,8 @@ def main(argv: list[str] | None = None) -> int:
     control = sub.add_parser(
         "control", help="send one command to a running backend's control socket",
         description="Commands: set LINE 0|1; get LINE; wait LINE 0|1 [SECONDS]; outputs; "
-                    "requests; events. Prints the answer; exits 1 on an error answer.")
+                    "requests; events; differences; stop. Prints the answer; exits 1 on an "
+                    "error answer.")
     control.add_argument("--socket", type=Path, required=True)
     control.add_argument("--timeout", type=float, default=30.0)
     control.add_argument("words", nargs="+", metavar="COMMAND")
