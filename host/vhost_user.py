@@ -404,6 +404,7 @@ class VhostUserGpio:
             log.error("the device set DEVICE_NEEDS_RESET (Status %#x): %s",
                       self.device.read(Reg.STATUS), self.device.describe_error())
             self.on_event("needs_reset", self.device.describe_error())
+        moved = []
         for i, v in enumerate(self.vrings):
             if not v.started:
                 continue
@@ -415,8 +416,12 @@ class VhostUserGpio:
                     log.info("%s", done)
                     self.on_event(done.queue, done.text)
                 v.last_used = used
-                if v.call is not None:
-                    os.write(v.call, struct.pack("<Q", 1))
+                moved.append(v)
+        # Only now: a guest told of one ring may look at the other (a shared interrupt line) and
+        # reuse its buffers before they were recorded.
+        for v in moved:
+            if v.call is not None:
+                os.write(v.call, struct.pack("<Q", 1))
 
     def close(self) -> None:
         self._stop_device()
