@@ -89,3 +89,11 @@ def test_a_socket_in_use_is_refused_with_the_reason(tmp_path):
         second.start(tmp_path / "gpio.sock", tmp_path / "second")
     first.stop()
     assert first.finish()["error"] is None
+
+
+def test_serve_rtl_refuses_a_socket_in_a_missing_folder_with_one_line(tmp_path, capsys):
+    from virtio_gpio.cli import main
+    assert main(["serve", "--backend", "rtl", "--socket", str(tmp_path / "no" / "s.sock"),
+                 "--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "does not exist" in err[0], err
