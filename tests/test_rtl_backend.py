@@ -97,3 +97,18 @@ def test_serve_rtl_refuses_a_socket_in_a_missing_folder_with_one_line(tmp_path, 
                  "--out", str(tmp_path / "out")]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "does not exist" in err[0], err
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["serve", "--backend", "rtl", "--socket", "s.sock", "--top", "x"], "--top and --dut-config describe a --dut"),
+    (["serve", "--backend", "rtl", "--socket", "s.sock", "--dut", "nothere.v", "--top", "x",
+      "--dut-config", "d.toml"], "DUT source nothere.v does not exist"),
+    (["linux", "--backend", "rtl", "--dut-config", "d.toml"], "--top and --dut-config describe a --dut"),
+    (["linux", "--backend", "model", "--dut", "a.v"], "--dut needs --backend rtl"),
+    (["linux", "--backend", "model,fpga"], "unknown backend fpga"),
+])
+def test_bad_backend_options_are_one_line_each(capsys, argv, message):
+    from virtio_gpio.cli import main
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and message in err, err

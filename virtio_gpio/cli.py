@@ -141,17 +141,10 @@ def _targets(args: argparse.Namespace, prog: str, default_configs: str):
     description loaded and its ports checked), or our device in the --config configurations;
     None, after one line per problem on stderr, when that is impossible. The simulator is checked
     first, so that a missing one is reported before anything else is done."""
-    from .tb import configs, dut, simulator
-    try:
-        simulator.check(args.sim)
-    except simulator.SimulatorMissing as e:
-        print(f"{prog}: {e}", file=sys.stderr)
+    from .tb import configs, dut
+    if not _usable_target_options(args, prog):
         return None
     if not args.dut:
-        if args.top or args.dut_config:
-            print(f"{prog}: --top and --dut-config describe a --dut; give its sources too",
-                  file=sys.stderr)
-            return None
         names = _regression_configs(args.config or [default_configs], prog)
         return None if names is None else {n: dut.Dut(n, configs.REGRESSION[n]) for n in names}
     if args.config:
@@ -160,6 +153,22 @@ def _targets(args: argparse.Namespace, prog: str, default_configs: str):
         return None
     target = _external_dut(args, prog)
     return None if target is None else {target.name: target}
+
+
+def _usable_target_options(args: argparse.Namespace, prog: str) -> bool:
+    """The simulator is there, and --top/--dut-config come with a --dut (else one line on
+    stderr)."""
+    from .tb import simulator
+    try:
+        simulator.check(args.sim)
+    except simulator.SimulatorMissing as e:
+        print(f"{prog}: {e}", file=sys.stderr)
+        return False
+    if not args.dut and (args.top or args.dut_config):
+        print(f"{prog}: --top and --dut-config describe a --dut; give its sources too",
+              file=sys.stderr)
+        return False
+    return True
 
 
 def _external_dut(args: argparse.Namespace, prog: str):
@@ -182,17 +191,9 @@ def _external_dut(args: argparse.Namespace, prog: str):
 def _rtl_target(args: argparse.Namespace, prog: str):
     """(config, Dut or None) for the RTL backend: this project's device in the configuration the
     options give, or the --dut; None when that is impossible (said on stderr)."""
-    from .tb import simulator
-    try:
-        simulator.check(args.sim)
-    except simulator.SimulatorMissing as e:
-        print(f"{prog}: {e}", file=sys.stderr)
+    if not _usable_target_options(args, prog):
         return None
     if not args.dut:
-        if args.top or args.dut_config:
-            print(f"{prog}: --top and --dut-config describe a --dut; give its sources too",
-                  file=sys.stderr)
-            return None
         return _config_from_args(args), None
     target = _external_dut(args, prog)
     return None if target is None else (target.config, target)
