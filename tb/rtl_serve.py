@@ -82,16 +82,25 @@ class RtlBackend:
                 self._result = run(built, self.config, settings, out, seed=self.seed, waves=self.waves)
             except Exception as e:  # handed to finish()
                 self._result = e
+        self.control = ControlClient(control)
         self._thread = threading.Thread(target=simulate, daemon=True)
         self._thread.start()
         deadline = time.monotonic() + START_TIMEOUT
-        while not (socket_path.exists() and control.exists()):
+        # the server listens on the vhost-user socket first, then on the control socket; a socket
+        # file alone may be left from an earlier run, so the control socket must answer
+        while not (socket_path.exists() and self._answers()):
             if not self._thread.is_alive() or time.monotonic() > deadline:
                 report = self.finish(timeout=0)
                 raise RtlBackendError(f"the RTL backend did not start listening on {socket_path}: "
                                       f"{report.get('error') or self._why()}")
             time.sleep(0.05)
-        self.control = ControlClient(control)
+
+    def _answers(self) -> bool:
+        try:
+            self.control.requests_served()
+            return True
+        except OSError:
+            return False
 
     def _why(self) -> str:
         if isinstance(self._result, Exception):
@@ -116,8 +125,8 @@ class RtlBackend:
                 pass  # already gone
 
     def finish(self, timeout: float | None = 60) -> dict:
-        """Wait for the simulation to end (``stop`` it after ``timeout`` seconds); its report, with
-        ``passed`` False and an ``error`` when it ended badly."""
+        """Wait for the simulation to end (``stop`` it after ``timeout`` seconds); its report
+        (requests, cycles, differences), with an ``error`` when it ended badly."""
         if self._thread is not None:
             self._thread.join(timeout)
             if self._thread.is_alive():
