@@ -6,7 +6,7 @@ VENV   := .venv
 VPY    := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: all env icarus sim sim-long conformance mutants linux soak soak-merge test verilog lint bench synth bitstream clean
+.PHONY: all env icarus sim sim-long conformance mutants linux soak soak-merge test test-long verilog lint bench synth bitstream clean
 
 ARGS ?=
 
@@ -106,6 +106,10 @@ icarus:
 
 test: $(STAMP) icarus
 	$(VPY) -m pytest
+
+# The tests marked long (a third back-pressure seed, Icarus on the wide configuration); CI runs them.
+test-long: $(STAMP) icarus
+	$(VPY) -m pytest -m long
 
 clean:
 	rm -rf build .pytest_cache .hypothesis

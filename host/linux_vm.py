@@ -30,6 +30,7 @@ class Step:
     name: str
     ok: bool
     detail: str = ""
+    seconds: float | None = None  # wall time since the step before it ended (None: read from output)
 
 
 @dataclass
@@ -47,8 +48,9 @@ class Run:
         return bool(self.steps) and all(s.ok for s in self.steps)
 
     def table(self) -> str:
-        lines = [f"{'step':28} result  detail"]
-        lines += [f"{s.name:28} {'ok' if s.ok else 'FAIL':7} {s.detail}" for s in self.steps]
+        lines = [f"{'step':28} result  {'seconds':>7}  detail"]
+        lines += [f"{s.name:28} {'ok' if s.ok else 'FAIL':7} "
+                  f"{'' if s.seconds is None else f'{s.seconds:.1f}':>7}  {s.detail}" for s in self.steps]
         return "\n".join(lines)
 
 
@@ -67,6 +69,12 @@ class _Host:
         self.detect = ""
         self.info: list[str] = []
         self.ended = False
+        self._last = time.monotonic()
+
+    def _add(self, name: str, ok: bool, detail: str = "") -> None:
+        now = time.monotonic()
+        self.run.steps.append(Step(name, ok, detail, round(now - self._last, 1)))
+        self._last = now
 
     def line(self, text: str) -> None:
         """Play the host's part of one console line; a part that fails is a failed step (named
@@ -78,20 +86,20 @@ class _Host:
             self._command(words[1], words[2:])
         except Exception as e:  # the backend went away, a malformed line...
             log.error("the host's part of %r failed: %s", text, e)
-            self.run.steps.append(Step(f"host-{words[1].lower()}", False, f"{type(e).__name__}: {e}"))
+            self._add(f"host-{words[1].lower()}", False, f"{type(e).__name__}: {e}")
 
     def _command(self, cmd: str, args: list[str]) -> None:
         if cmd == "RESULT":
-            self.run.steps.append(Step(args[0], args[1] == "ok", " ".join(args[2:])))
+            self._add(args[0], args[1] == "ok", " ".join(args[2:]))
         elif cmd == "SET":
             self.backend.set_input(int(args[0]), int(args[1]))
         elif cmd == "EXPECT":
             line, value = int(args[0]), int(args[1])
             try:
                 self.backend.wait_output(line, value, timeout=5)
-                self.run.steps.append(Step(f"gpioset-{line}-{value}", True))
+                self._add(f"gpioset-{line}-{value}", True)
             except TimeoutError as e:
-                self.run.steps.append(Step(f"gpioset-{line}-{value}", False, str(e)))
+                self._add(f"gpioset-{line}-{value}", False, str(e))
         elif cmd == "PULSE":
             self._pulse(int(args[0]), args[1], int(args[2]))
         elif cmd == "GPIODETECT":
@@ -119,8 +127,8 @@ class _Host:
             shown = next((s for s in self.info if s.startswith(f"line {i}:")), "")
             expected = f'"{name}"' if name else "unnamed"
             self.run.steps.insert(2 + i, Step(f"gpioinfo-{i}", expected in shown, shown))
-        self.run.steps.append(Step("poweroff", self.ended, "" if self.ended else
-                                   "the guest never reached the end of its script (see the console)"))
+        self._add("poweroff", self.ended, "" if self.ended else
+                  "the guest never reached the end of its script (see the console)")
 
 
 class ModelBackend:

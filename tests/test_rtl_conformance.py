@@ -6,7 +6,8 @@ Seed 1 is the plain run; every other seed adds random AXI back-pressure, so thre
 configuration shake out ordering bugs while staying reproducible: the seed is in the test id and
 in every failure message, with the command that reruns exactly that run. Icarus Verilog, the
 second simulator (four-state, event-driven, about 3.5 times slower here), runs seed 1 of each
-configuration, and must agree with Verilator cycle for cycle."""
+configuration, and must agree with Verilator cycle for cycle. The cases marked ``long`` run in
+``make test-long``."""
 
 import xml.etree.ElementTree as ET
 
@@ -18,9 +19,14 @@ from virtio_gpio.tb import configs, regression
 SEEDS = (1, 2, 3)
 CASES = ([("verilator", name, seed) for name in configs.REGRESSION for seed in SEEDS]
          + [("icarus", name, 1) for name in configs.REGRESSION])
+# Kept out of `make test` for its 15 minutes, run by `make test-long` (and CI): a third seed of
+# back-pressure, and the slowest configuration on the slower simulator.
+LONG = {("verilator", name, 3) for name in configs.REGRESSION} | {("icarus", "wide", 1)}
 
 
-@pytest.mark.parametrize("sim, name, seed", CASES, ids=[f"{s}-{n}-seed{x}" for s, n, x in CASES])
+@pytest.mark.parametrize("sim, name, seed", [
+    pytest.param(*case, id="{}-{}-seed{}".format(*case),
+                 marks=[pytest.mark.long] if case in LONG else []) for case in CASES])
 def test_rtl_matches_the_golden_model(sim, name, seed):
     require_simulator(sim)
     rerun = f"make sim SIM={sim} ARGS='--config {name} --seed {seed}'"
