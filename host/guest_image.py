@@ -24,7 +24,7 @@ from pathlib import Path
 DEFAULT_CACHE = Path("build") / "linux"
 KERNELS = {"6.1": "bookworm", "6.12": "bookworm-backports"}  # driver version -> suite
 VIRTIO_MODULES = ("virtio_ring", "virtio", "virtio_pci_legacy_dev", "virtio_pci_modern_dev",
-                  "virtio_pci")
+                  "virtio_pci", "virtio_mmio")
 TOOLS = ("busybox-static", "gpiod", "libgpiod2")
 
 
@@ -165,12 +165,12 @@ def kernel(driver: str = "6.1", cache: Path = DEFAULT_CACHE) -> Kernel:
         source = next(d for d in debs if d.name.startswith("linux-source"))
         _build_module(source, driver, work / "build", headers)
         mods.mkdir(parents=True, exist_ok=True)
-        for name in VIRTIO_MODULES:  # those built as modules; Debian's 6.12 has them built in
-            found = sorted(image.glob(f"**/kernel/drivers/virtio/{name}.ko*"))
-            if found:
-                data = found[0].read_bytes()
-                (mods / f"{name}.ko").write_bytes(lzma.decompress(data) if found[0].suffix == ".xz" else data)
         shutil.copy(work / "build" / "gpio-virtio.ko", module)
+    for name in VIRTIO_MODULES:  # those built as modules; Debian's 6.12 has virtio and virtio-pci built in
+        found = sorted(image.glob(f"**/kernel/drivers/virtio/{name}.ko*"))
+        if found and not (mods / f"{name}.ko").is_file():
+            data = found[0].read_bytes()
+            (mods / f"{name}.ko").write_bytes(lzma.decompress(data) if found[0].suffix == ".xz" else data)
     loaded = [mods / f"{m}.ko" for m in VIRTIO_MODULES if (mods / f"{m}.ko").is_file()]
     return Kernel(driver, abi, image / "boot" / f"vmlinuz-{abi}", tuple(loaded) + (module,))
 

@@ -21,7 +21,9 @@ from .devices import ModelDevice
 from .serve import Server
 
 log = logging.getLogger("virtio_gpio.linux")
-BOOT_TIMEOUT = 300  # seconds for the whole guest run
+BOOT_TIMEOUT = 300
+# microvm under TCG may hang calibrating the TSC against the PIT: give the kernel the TSC's rate
+KERNEL_ARGS = {"pci": "", "mmio": " tsc_early_khz=2000000 no_timer_check"}  # seconds for the whole guest run
 RAM = "256M"
 
 
@@ -169,9 +171,31 @@ class ModelBackend:
                 "differences": []}
 
 
+def machine(transport: str, socket_path: Path, out: Path) -> list[str]:
+    """QEMU's machine and device options: the PC with virtio-pci, or the microvm with
+    virtio-mmio, whose register accesses are traced to ``out/mmio-trace.log``
+    (``tb/mmio_replay.py`` replays them). Both share the guest's RAM with the backend."""
+    memory = ["-object", f"memory-backend-memfd,id=mem,size={RAM},share=on"]
+    chardev = ["-chardev", f"socket,id=vgpio,path={socket_path}"]
+    if transport == "pci":
+        return ["-M", "pc", *memory, "-numa", "node,memdev=mem", *chardev,
+                "-device", "vhost-user-gpio-pci,chardev=vgpio,id=gpio"]
+    if transport == "mmio":
+        # microvm boots under TCG with the legacy timers (without them it hangs calibrating the
+        # TSC); QEMU's virtio-mmio is the legacy (version 1) transport unless told otherwise
+        return ["-M", "microvm,pit=on,pic=on,rtc=on,memory-backend=mem", *memory, *chardev,
+                "-global", "virtio-mmio.force-legacy=false",
+                "-device", "vhost-user-gpio-device,chardev=vgpio,id=gpio",
+                "-trace", "virtio_mmio_read", "-trace", "virtio_mmio_write_offset",
+                "-D", str(out / "mmio-trace.log")]
+    raise ValueError(f"unknown transport {transport!r} (pci, mmio)")
+
+
 def run_guest(config: DeviceConfig, kernel_version: str, out: Path, *, backend=None,
-              cache: Path = guest_image.DEFAULT_CACHE, event_line: int = 2, progress=print) -> Run:
-    """Boot the guest against ``backend`` (default: a ``ModelBackend``) and run its script."""
+              cache: Path = guest_image.DEFAULT_CACHE, event_line: int = 2, transport: str = "pci",
+              checks=(), progress=print) -> Run:
+    """Boot the guest against ``backend`` (default: a ``ModelBackend``) on ``transport`` (pci or
+    mmio) and run its script; then each of ``checks`` (the run's folder -> a ``Step``)."""
     backend = backend or ModelBackend(config)
     run = Run(kernel_version, backend.name)
     out.mkdir(parents=True, exist_ok=True)
@@ -191,14 +215,12 @@ def run_guest(config: DeviceConfig, kernel_version: str, out: Path, *, backend=N
     host = _Host(backend, config, run)
     run.console = out / "console.log"
     cmd = [str(q.binary), *sum((["-L", str(d)] for d in q.data_dirs), []),
-           "-M", "pc", "-m", RAM, "-nic", "none", "-no-reboot", "-display", "none",
-           "-serial", "stdio", "-monitor", "none",
-           "-object", f"memory-backend-memfd,id=mem,size={RAM},share=on", "-numa", "node,memdev=mem",
-           "-chardev", f"socket,id=vgpio,path={socket_path}",
-           "-device", "vhost-user-gpio-pci,chardev=vgpio,id=gpio",
+           "-m", RAM, "-nic", "none", "-no-reboot", "-display", "none",
+           "-serial", "stdio", "-monitor", "none", *machine(transport, socket_path, out),
            "-kernel", str(kern.vmlinuz), "-initrd", str(initrd),
-           "-append", "console=ttyS0 quiet panic=-1"]
-    progress(f"== booting Linux {kern.abi} on QEMU {q.version} (TCG) with the {run.backend} backend")
+           "-append", "console=ttyS0 quiet panic=-1" + KERNEL_ARGS[transport]]
+    progress(f"== booting Linux {kern.abi} on QEMU {q.version} (TCG, virtio-{transport}) with the "
+             f"{run.backend} backend")
     boot = time.monotonic()
     proc = None
     try:
@@ -230,8 +252,11 @@ def run_guest(config: DeviceConfig, kernel_version: str, out: Path, *, backend=N
         run.steps.append(Step("rtl-matches-model", not differences,
                               differences[0] if differences else
                               f"{run.requests} requests, {report.get('cycles', 0)} cycles"))
+    for check in checks:  # steps made from the run's files after the guest ended
+        run.steps.append(check(out))
     (out / "results.json").write_text(json.dumps(
-        {"kernel": kern.abi, "qemu": q.version, "backend": run.backend, "passed": run.passed,
+        {"kernel": kern.abi, "qemu": q.version, "backend": run.backend, "transport": transport,
+         "passed": run.passed,
          "requests": run.requests, "seconds": run.seconds,
          "steps": [s.__dict__ for s in run.steps]}, indent=1) + "\n")
     return run

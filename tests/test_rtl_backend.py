@@ -106,6 +106,8 @@ def test_serve_rtl_refuses_a_socket_in_a_missing_folder_with_one_line(tmp_path, 
     (["linux", "--backend", "rtl", "--dut-config", "d.toml"], "--top and --dut-config describe a --dut"),
     (["linux", "--backend", "model", "--dut", "a.v"], "--dut needs --backend rtl"),
     (["linux", "--backend", "model,fpga"], "unknown backend fpga"),
+    (["linux", "--backend", "model", "--transport", "usb"], "--transport takes pci, mmio or both"),
+    (["linux", "--backend", "model", "--transport", "mmio"], "give --queue-size-max 1024"),
 ])
 def test_bad_backend_options_are_one_line_each(capsys, argv, message):
     from virtio_gpio.cli import main

@@ -439,6 +439,9 @@ def _control(args: argparse.Namespace) -> int:
     return 1 if reply.startswith("error") else 0
 
 
+MMIO_QUEUE_SIZE = 1024  # the ring size QEMU's virtio-mmio transport offers a vhost-user device
+
+
 def _linux(args: argparse.Namespace) -> int:
     from .host import guest_image, linux_vm
     backends = [b.strip() for b in args.backend.split(",") if b.strip()]
@@ -459,29 +462,43 @@ def _linux(args: argparse.Namespace) -> int:
     elif args.dut:
         print("virtio-gpio linux: --dut needs --backend rtl", file=sys.stderr)
         return 2
+    transports = [t.strip() for t in args.transport.split(",") if t.strip()]
+    if not transports or set(transports) - {"pci", "mmio"}:
+        print(f"virtio-gpio linux: --transport takes pci, mmio or both, not {args.transport!r}",
+              file=sys.stderr)
+        return 2
+    if "mmio" in transports and config.queue_size_max < MMIO_QUEUE_SIZE:
+        print(f"virtio-gpio linux: QEMU's virtio-mmio transport offers rings of {MMIO_QUEUE_SIZE} "
+              f"entries: give --queue-size-max {MMIO_QUEUE_SIZE}", file=sys.stderr)
+        return 2
     failed = False
-    for kernel in args.kernel.split(","):
-        for name in backends:
-            backend = linux_vm.ModelBackend(config)
-            if name == "rtl":
-                backend = RtlBackend(config, simulator_name=args.sim, seed=args.seed,
-                                     waves=args.waves, dut=dut)
-            out = args.out / f"{kernel}-{name}"
-            try:
-                run = linux_vm.run_guest(config, kernel, out, backend=backend, cache=args.cache,
-                                         progress=lambda line: print(line, flush=True))
-            except guest_image.GuestImageError as e:
-                print(f"virtio-gpio linux: {e}", file=sys.stderr)
-                return 2
-            except rtl_errors as e:
-                print(f"virtio-gpio linux: the RTL backend: {e}", file=sys.stderr)
-                return 2
-            print(run.table())
-            print(f"{kernel}/{run.backend}: {'PASS' if run.passed else 'FAIL'}, "
-                  f"{sum(s.ok for s in run.steps)}/{len(run.steps)} steps, {run.requests} requests, "
-                  + ", ".join(f"{k.replace('_', ' ')} {v} s" for k, v in run.seconds.items())
-                  + f"; console {run.console}, backend log {run.backend_log}", flush=True)
-            failed |= not run.passed
+    for kernel, transport, name in [(k, t, b) for k in args.kernel.split(",") for t in transports
+                                    for b in backends]:
+        checks = ()
+        if transport == "mmio":
+            from .tb.mmio_replay import replay_step
+            checks = (replay_step(config, args.sim),)
+        backend = linux_vm.ModelBackend(config)
+        if name == "rtl":
+            backend = RtlBackend(config, simulator_name=args.sim, seed=args.seed,
+                                 waves=args.waves, dut=dut)
+        out = args.out / (f"{kernel}-{name}" + ("-mmio" if transport == "mmio" else ""))
+        try:
+            run = linux_vm.run_guest(config, kernel, out, backend=backend, cache=args.cache,
+                                     transport=transport, checks=checks,
+                                     progress=lambda line: print(line, flush=True))
+        except guest_image.GuestImageError as e:
+            print(f"virtio-gpio linux: {e}", file=sys.stderr)
+            return 2
+        except rtl_errors as e:
+            print(f"virtio-gpio linux: the RTL backend: {e}", file=sys.stderr)
+            return 2
+        print(run.table())
+        print(f"{kernel}/{run.backend}/{transport}: {'PASS' if run.passed else 'FAIL'}, "
+              f"{sum(s.ok for s in run.steps)}/{len(run.steps)} steps, {run.requests} requests, "
+              + ", ".join(f"{k.replace('_', ' ')} {v} s" for k, v in run.seconds.items())
+              + f"; console {run.console}, backend log {run.backend_log}", flush=True)
+        failed |= not run.passed
     return 1 if failed else 0
 
 
@@ -754,6 +771,10 @@ def main(argv: list[str] | None = None) -> int:
                             "and bookworm-backports' 6.12)")
     linux.add_argument("--backend", default="model,rtl",
                        help="model, rtl or both, comma-separated (default %(default)s)")
+    linux.add_argument("--transport", default="pci",
+                       help="pci (vhost-user-gpio-pci), mmio (vhost-user-gpio-device on QEMU's "
+                            "microvm: its register accesses are traced and replayed on the RTL "
+                            "against the model; needs --queue-size-max 1024), or both")
     _add_rtl_options(linux)
     linux.add_argument("--out", type=Path, default=Path("build/linux/runs"))
     linux.add_argument("--cache", type=Path, default=Path("build/linux"))
