@@ -208,6 +208,7 @@ def run_guest(config: DeviceConfig, kernel_version: str, out: Path, *, backend=N
              f"({time.monotonic() - start:.1f} s)")
     run.seconds["prepare"] = round(time.monotonic() - start, 1)
     socket_path = out / "vhost-user.sock"
+    (out / "mmio-trace.log").unlink(missing_ok=True)  # a trace is of this run only
     started = time.monotonic()
     backend.start(socket_path, out, progress=progress)
     run.seconds["backend_start"] = round(time.monotonic() - started, 1)
