@@ -109,7 +109,7 @@ def command(path, line: str, timeout: float = 30.0) -> str:
             f.write(line.strip() + "\n")
             f.flush()
             first = f.readline().rstrip("\n")
-            if line.split()[:1] not in [[w] for w in LISTINGS]:
+            if (line.split() or [""])[0] not in LISTINGS:
                 return first
             lines = [first]
             while lines[-1] != "end":
