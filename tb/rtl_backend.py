@@ -108,9 +108,10 @@ class RtlDevice:
         return self.env.model.queues[queue].last_avail_idx if self.lockstep else None
 
     def describe_error(self) -> str:
-        if self.lockstep and self.env.model.errors:
-            return "; ".join(e.reason for e in self.env.model.errors[-3:])
-        return "no reason known (the RTL has no error register; the model is not in lock-step)"
+        if not self.lockstep:
+            return "no reason known (the RTL has no error register; the model is not in lock-step)"
+        return ("; ".join(e.reason for e in self.env.model.errors[-3:])
+                or "the model beside it recorded no device error")
 
     # -- the pins ---------------------------------------------------------------------------
 
