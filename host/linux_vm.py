@@ -18,7 +18,7 @@ from virtio_gpio.model.config import DeviceConfig
 
 from . import guest_image
 from .devices import ModelDevice
-from .serve import Server
+from .serve import Server, log_to_file
 
 log = logging.getLogger("virtio_gpio.linux")
 BOOT_TIMEOUT = 300
@@ -143,10 +143,7 @@ class ModelBackend:
         self.config = config
 
     def start(self, socket_path: Path, out: Path, progress=print) -> None:
-        self._handler = logging.FileHandler(out / "backend.log", mode="w")
-        self._handler.setFormatter(logging.Formatter("%(asctime)s %(name)s: %(message)s"))
-        logging.getLogger("virtio_gpio").addHandler(self._handler)
-        logging.getLogger("virtio_gpio").setLevel(logging.INFO)
+        self._handler = log_to_file(out / "backend.log")
         self.server = Server(socket_path, ModelDevice(self.config))
         self._thread = threading.Thread(target=self.server.serve, kwargs={"once": True}, daemon=True)
         self._thread.start()

@@ -19,6 +19,20 @@ from .vhost_user import VhostUserGpio, serve_connection
 log = logging.getLogger("virtio_gpio.serve")
 
 
+LOG_FORMAT = "%(asctime)s %(name)s: %(message)s"
+
+
+def log_to_file(path) -> logging.Handler:
+    """Send the backend's log (every ``virtio_gpio`` logger, INFO and up) to ``path`` as well;
+    the handler, for ``logging.getLogger("virtio_gpio").removeHandler`` when done."""
+    handler = logging.FileHandler(path, mode="w")
+    handler.setFormatter(logging.Formatter(LOG_FORMAT))
+    logger = logging.getLogger("virtio_gpio")
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    return handler
+
+
 class ServeError(RuntimeError):
     """The backend cannot start (the socket is in use, its folder does not exist...)."""
 

@@ -25,7 +25,7 @@ import cocotb
 from cocotb.task import bridge, resume
 
 from virtio_gpio.host.control import ControlSocket
-from virtio_gpio.host.serve import ServeError, Server
+from virtio_gpio.host.serve import ServeError, Server, log_to_file
 from virtio_gpio.host.vhost_user import ProtocolError
 
 from . import configs
@@ -39,9 +39,9 @@ log = logging.getLogger("virtio_gpio.rtl")
 @dataclass
 class ServeSettings:
     socket: str
+    log: str                    # the backend's log file (besides the simulator's log)
     control: str | None = None
     report: str | None = None   # where the JSON report goes
-    log: str | None = None      # the backend's log file (besides the simulator's log)
     once: bool = True           # end when the first frontend hangs up
 
     def to_env(self) -> str:
@@ -130,21 +130,12 @@ class RtlDevice:
         return resume(self._pins)()[1]
 
 
-def _log_to(path: str | None) -> None:
-    logger = logging.getLogger("virtio_gpio")
-    logger.setLevel(logging.INFO)
-    if path:
-        handler = logging.FileHandler(path, mode="w")
-        handler.setFormatter(logging.Formatter("%(asctime)s %(name)s: %(message)s"))
-        logger.addHandler(handler)
-
-
 @cocotb.test()
 async def serve_vhost_user(dut):
     """Serve a VM's virtio GPIO device with the RTL (and the model beside it) until the frontend
     hangs up, or the control socket's ``stop``."""
     settings = ServeSettings.from_env()
-    _log_to(settings.log)
+    log_to_file(settings.log)
     config = configs.current()
     env = await DeviceEnv.start(dut, config, memory=MirroredGuestRam(config.dma_addr_width))
     device = RtlDevice(env)

@@ -39,9 +39,30 @@ def build(config: DeviceConfig, *, simulator_name: str = simulator.DEFAULT_SIMUL
     return built
 
 
+def settings_for(out: Path, socket_path: Path, *, control: Path | None = None,
+                 once: bool = True) -> ServeSettings:
+    """A run's settings, everything it leaves in ``out``. The simulation runs in its build folder,
+    so every path it is given is absolute."""
+    out = out.resolve()
+    return ServeSettings(socket=str(socket_path.resolve()), log=str(out / "backend.log"),
+                         control=str((control or out / "control.sock").resolve()),
+                         report=str(out / "backend-report.json"), once=once)
+
+
+def read_report(settings: ServeSettings) -> dict:
+    """What the run wrote to its report (requests, cycles, differences, error), over the values
+    of a run that wrote none."""
+    report = {"error": None, "requests": 0, "differences": [], "cycles": 0}
+    path = Path(settings.report)
+    if path.is_file():
+        report |= json.loads(path.read_text())
+    return report
+
+
 def run(built: simulator.Build, config: DeviceConfig, settings: ServeSettings, out: Path, *,
         seed: int = 1, waves: bool = False) -> simulator.RunResult:
     """Run the serving simulation until it ends (the frontend hung up, or ``stop``)."""
+    Path(settings.report).unlink(missing_ok=True)  # a report is of this run only
     env = {configs.CONFIG_ENV: configs.to_json(config), SEED_ENV: str(seed),
            SERVE_ENV: settings.to_env()}
     env.update({k: v for k, v in os.environ.items() if k.startswith("VIRTIO_GPIO_") and k not in env})
@@ -68,27 +89,22 @@ class RtlBackend:
     def start(self, socket_path: Path, out: Path, progress=print) -> None:
         built = build(self.config, simulator_name=self.simulator_name, waves=self.waves,
                       build_dir=self.build_dir, dut=self.dut, progress=progress)
-        # the simulation runs in its build folder: every path it is given is absolute
         out.mkdir(parents=True, exist_ok=True)
-        out, socket_path = out.resolve(), socket_path.resolve()
-        self.report_path = out / "backend-report.json"
-        self.report_path.unlink(missing_ok=True)
-        control = out / "control.sock"
-        settings = ServeSettings(socket=str(socket_path), control=str(control),
-                                 report=str(self.report_path), log=str(out / "backend.log"))
+        self.settings = settings = settings_for(out, socket_path)
 
         def simulate():
             try:
-                self._result = run(built, self.config, settings, out, seed=self.seed, waves=self.waves)
+                self._result = run(built, self.config, settings, out.resolve(), seed=self.seed,
+                                   waves=self.waves)
             except Exception as e:  # handed to finish()
                 self._result = e
-        self.control = ControlClient(control)
+        self.control = ControlClient(settings.control)
         self._thread = threading.Thread(target=simulate, daemon=True)
         self._thread.start()
         deadline = time.monotonic() + START_TIMEOUT
         # the server listens on the vhost-user socket first, then on the control socket; a socket
         # file alone may be left from an earlier run, so the control socket must answer
-        while not (socket_path.exists() and self._answers()):
+        while not (Path(settings.socket).exists() and self._answers()):
             if not self._thread.is_alive() or time.monotonic() > deadline:
                 report = self.finish(timeout=0)
                 raise RtlBackendError(f"the RTL backend did not start listening on {socket_path}: "
@@ -132,9 +148,7 @@ class RtlBackend:
             if self._thread.is_alive():
                 self.stop()
                 self._thread.join(30)
-        report = {"error": None, "requests": 0, "differences": [], "cycles": 0}
-        if self.report_path.is_file():
-            report |= json.loads(self.report_path.read_text())
+        report = read_report(self.settings)
         if isinstance(self._result, Exception):
             report["error"] = report["error"] or str(self._result)
         elif self._result is not None and self._result.failed:

@@ -360,11 +360,11 @@ def _serve(args: argparse.Namespace) -> int:
 
     from .host.control import ControlSocket
     from .host.devices import ModelDevice
-    from .host.serve import ServeError, Server
+    from .host.serve import LOG_FORMAT, ServeError, Server
     if args.backend == "rtl":
         return _serve_rtl(args)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
-                        format="%(asctime)s %(name)s: %(message)s", stream=sys.stderr)
+                        format=LOG_FORMAT, stream=sys.stderr)
     config = _config_from_args(args)
     try:
         server = Server(args.socket, ModelDevice(config))
@@ -386,22 +386,18 @@ def _serve(args: argparse.Namespace) -> int:
 def _serve_rtl(args: argparse.Namespace) -> int:
     """The RTL backend in the foreground: the simulation runs until the frontend hangs up (with
     --once) or `control stop`; SIGTERM stops it the same way."""
-    import json
     import signal
 
     from .host.control import ControlClient
     from .tb import rtl_serve, simulator
-    from .tb.rtl_backend import ServeSettings
     target = _rtl_target(args, "virtio-gpio serve")
     if target is None:
         return 2
     config, dut = target
     out = args.out
     out.mkdir(parents=True, exist_ok=True)
-    control = args.control or out / "control.sock"
-    settings = ServeSettings(socket=str(args.socket.resolve()), control=str(control.resolve()),
-                             report=str((out / "backend-report.json").resolve()),
-                             log=str((out / "backend.log").resolve()), once=args.once)
+    settings = rtl_serve.settings_for(out, args.socket, control=args.control, once=args.once)
+    control = Path(settings.control)
     try:
         built = rtl_serve.build(config, simulator_name=args.sim, waves=args.waves, dut=dut)
     except simulator.BuildError as e:
@@ -415,17 +411,16 @@ def _serve_rtl(args: argparse.Namespace) -> int:
     except simulator.SimulationError as e:
         print(f"virtio-gpio serve: {e}", file=sys.stderr)
         return 1
-    report_path = out / "backend-report.json"
-    report = json.loads(report_path.read_text()) if report_path.is_file() else {}
-    if report.get("error"):
+    report = rtl_serve.read_report(settings)
+    if report["error"]:
         print(f"virtio-gpio serve: {report['error']}", file=sys.stderr)
         return 2
-    print(f"   {report.get('requests', 0)} requests in {report.get('cycles', 0)} cycles, "
-          f"{len(report.get('differences', []))} differences between RTL and model"
+    print(f"   {report['requests']} requests in {report['cycles']} cycles, "
+          f"{len(report['differences'])} differences between RTL and model"
           + (f"; waves {result.waves_path}" if result.waves_path else ""))
-    for difference in report.get("differences", []):
+    for difference in report["differences"]:
         print(f"DIFFERENCE {difference}", file=sys.stderr)
-    return 1 if result.failed or report.get("differences") else 0
+    return 1 if result.failed or report["differences"] else 0
 
 
 def _control(args: argparse.Namespace) -> int:
